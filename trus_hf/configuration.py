@@ -1,0 +1,85 @@
+"""`TrusSegConfig`: the data-only description of a trus-hf model (no torch imports).
+
+It is stored as the ``_trus_hf`` block inside the native ``config.json`` of each architecture, so a saved folder is at
+the same time a plain segmentation-models-pytorch (FPN) or transformers (Segformer) checkpoint. Keys starting with an
+underscore are ignored by smp, and transformers keeps unknown keys as attributes.
+
+Example:
+    >>> from trus_hf import TrusSegConfig
+    >>> TrusSegConfig(architecture="segformer", segformer_size="b2").architecture
+    'segformer'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["ARCHITECTURES", "SEGFORMER_SIZES", "TrusSegConfig"]
+
+ARCHITECTURES = ("fpn", "segformer")
+
+#: Mix Transformer (MiT) encoder shapes of the published Segformer b0..b5 checkpoints.
+SEGFORMER_SIZES: dict[str, dict[str, Any]] = {
+    "b0": {"hidden_sizes": [32, 64, 160, 256], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
+    "b1": {"hidden_sizes": [64, 128, 320, 512], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
+    "b2": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 4, 6, 3], "decoder_hidden_size": 768},
+    "b3": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 4, 18, 3], "decoder_hidden_size": 768},
+    "b4": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 8, 27, 3], "decoder_hidden_size": 768},
+    "b5": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 6, 40, 3], "decoder_hidden_size": 768},
+}
+
+
+@dataclass
+class TrusSegConfig:
+    """What a trus-hf model is. JSON-safe values only.
+
+    Args:
+        architecture: ``"fpn"`` (segmentation-models-pytorch) or ``"segformer"`` (transformers).
+        encoder_name: FPN encoder (any smp encoder; the recipe uses ``resnet152``).
+        encoder_weights: FPN encoder initialisation: ``None`` offline, ``"imagenet"`` downloads when online.
+        decoder_pyramid_channels, decoder_segmentation_channels: FPN decoder widths.
+        segformer_size: ``b0`` .. ``b5``.
+        pretrained_backbone: Segformer only: a Hub ID of an MiT checkpoint (e.g. ``nvidia/mit-b0``) to start from.
+        num_channels: input channels (the processor replicates grayscale to this many).
+        dice_weight, bce_weight: loss = dice_weight * Dice + bce_weight * BCE.
+        label: what the positive class is (``lesion`` or ``gland``).
+    """
+
+    architecture: str = "fpn"
+    encoder_name: str = "resnet152"
+    encoder_weights: str | None = None
+    decoder_pyramid_channels: int = 256
+    decoder_segmentation_channels: int = 128
+    segformer_size: str = "b0"
+    pretrained_backbone: str | None = None
+    num_channels: int = 3
+    dice_weight: float = 1.0
+    bce_weight: float = 1.0
+    label: str = "lesion"
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}")
+        if self.segformer_size not in SEGFORMER_SIZES:
+            raise ValueError(f"unknown segformer_size {self.segformer_size!r}; valid: {', '.join(SEGFORMER_SIZES)}")
+        if self.dice_weight < 0 or self.bce_weight < 0 or self.dice_weight + self.bce_weight == 0:
+            raise ValueError(f"loss weights must be >= 0 and not both 0, got dice={self.dice_weight}, "
+                             f"bce={self.bce_weight}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrusSegConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrusSegConfig keys {unknown}; valid: {sorted(known)}")
+        return cls(**data)
+
+    @property
+    def description(self) -> str:
+        if self.architecture == "fpn":
+            return f"FPN ({self.encoder_name} encoder)"
+        return f"Segformer-{self.segformer_size}"

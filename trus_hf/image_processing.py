@@ -1,0 +1,381 @@
+"""`TrusImageProcessor`: the one place that knows how a TRUS frame becomes model input, and how logits go back.
+
+Steps, in order: to grayscale float in [0, 1] -> crop the ultrasound region (automatic fan/rectangle detection or a
+fixed box) -> resize to ``size`` (optionally keeping the aspect ratio, padded) -> pad to a multiple of
+``size_divisor`` -> isotropic diffusion (heat equation) -> replicate to ``num_channels`` -> mean/std normalisation.
+Every step is recorded in a per-image geometry so that `post_process_semantic_segmentation` maps logits back into the
+ORIGINAL image: a predicted mask overlays the uploaded image pixel for pixel.
+
+It subclasses transformers' `BaseImageProcessor` for `save_pretrained` / `from_pretrained` / `push_to_hub`
+(``preprocessor_config.json``); the pixel work is OpenCV, which is several times faster than PIL/torchvision for these
+single-channel float operations on CPU.
+
+Example:
+    >>> from trus_hf import TrusImageProcessor
+    >>> from trus_hf.synthetic import generate_phantom
+    >>> ph = generate_phantom(0, (300, 400))
+    >>> proc = TrusImageProcessor(size={"height": 128, "width": 128})
+    >>> batch = proc(ph.image, masks=ph.lesion_mask)
+    >>> tuple(batch["pixel_values"].shape), tuple(batch["labels"].shape)
+    ((1, 3, 128, 128), (1, 128, 128))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+from transformers.image_processing_base import BatchFeature
+from transformers.image_processing_utils import BaseImageProcessor
+
+__all__ = ["Geometry", "TrusImageProcessor", "detect_ultrasound_roi", "isotropic_diffusion", "to_gray_float"]
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+_INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
+                   "area": cv2.INTER_AREA}
+
+
+@dataclass
+class Geometry:
+    """Where a processed image came from: enough to map model output back onto the original pixels."""
+
+    orig_height: int
+    orig_width: int
+    crop: tuple[int, int, int, int]  # x0, y0, x1, y1 in the original image (x1, y1 exclusive)
+    resized: tuple[int, int]  # height, width of the crop after resizing
+    offset: tuple[int, int]  # top, left of the resized crop in the padded canvas
+    canvas: tuple[int, int]  # height, width of the model input
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def to_gray_float(image: Any, name: str = "image", max_pixels: int | None = None) -> np.ndarray:
+    """Convert a PIL image or array (grayscale, RGB, RGBA, 8/16-bit, bool or float) to float32 grayscale in [0, 1].
+
+    Floats must be finite and lie in [0, 1], or in [0, 255] (then divided by 255). Raises `ValueError` naming what was
+    expected and what came.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L"):
+            arr = np.asarray(image, dtype=np.uint16)
+        elif image.mode == "I":
+            arr = np.asarray(image, dtype=np.int32)
+            if arr.min() < 0 or arr.max() > 65535:
+                raise ValueError(f"{name}: 32-bit integer image outside 0..65535 (range {arr.min()}..{arr.max()})")
+            arr = arr.astype(np.uint16)
+        elif image.mode in ("L", "F", "1"):
+            arr = np.asarray(image)
+        else:
+            arr = np.asarray(image.convert("RGB"))
+    else:
+        try:
+            arr = np.asarray(image)
+        except Exception as exc:  # e.g. ragged nested lists
+            raise ValueError(f"{name}: cannot be read as an array ({exc})") from exc
+    if arr.dtype == object or arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty numeric image array, got dtype {arr.dtype} shape {arr.shape}")
+    if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
+        channels = arr.shape[-1]
+    elif arr.ndim == 2:
+        channels = 1
+    else:
+        raise ValueError(f"{name}: expected shape (H, W) or (H, W, C) with C in 1, 3, 4; got {arr.shape}")
+    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
+        raise ValueError(f"{name}: {arr.shape[1]}x{arr.shape[0]} = {arr.shape[0] * arr.shape[1]} pixels exceeds the "
+                         f"limit of {max_pixels}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    elif np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{name}: integer images must be uint8, uint16 or lie in 0..255; got {arr.dtype} with "
+                             f"range {lo}..{hi}")
+        arr = arr.astype(np.float32) / 255.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 255.0:
+            raise ValueError(f"{name}: float images must lie in [0, 1] or [0, 255]; got range [{lo:g}, {hi:g}]")
+        if hi > 1.0:
+            arr = arr / 255.0
+    else:
+        raise ValueError(f"{name}: unsupported dtype {arr.dtype}")
+    if channels == 1:
+        return np.ascontiguousarray(arr.reshape(arr.shape[0], arr.shape[1]))
+    return cv2.cvtColor(np.ascontiguousarray(arr[..., :3]), cv2.COLOR_RGB2GRAY)
+
+
+def detect_ultrasound_roi(gray: np.ndarray, threshold: float = 0.04, min_fraction: float = 0.05
+                          ) -> tuple[int, int, int, int]:
+    """Bounding box (x0, y0, x1, y1) of the ultrasound fan or rectangle in a grayscale frame in [0, 1].
+
+    The image area is the largest connected bright region after smoothing and a morphological opening that removes
+    thin structures (burned-in text, rulers, UI lines). When no region covers at least ``min_fraction`` of the frame,
+    the whole frame is returned.
+    """
+    h, w = gray.shape
+    full = (0, 0, w, h)
+    if h < 8 or w < 8:
+        return full
+    k = max(3, (min(h, w) // 50) | 1)
+    smooth = cv2.blur(gray, (k, k))
+    binary = (smooth > threshold).astype(np.uint8)
+    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return full
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh, area = stats[best]
+    if area < min_fraction * h * w:
+        return full
+    return int(x), int(y), int(x + bw), int(y + bh)
+
+
+def isotropic_diffusion(image: np.ndarray, iterations: int = 10, step: float = 0.2) -> np.ndarray:
+    """Isotropic (linear heat-equation) diffusion: ``u <- u + step * laplacian(u)``, ``iterations`` times.
+
+    Vectorised with OpenCV's Laplacian (replicated borders). Stable for ``0 < step <= 0.25``; equivalent to a Gaussian
+    blur of sigma ``sqrt(2 * step * iterations)``.
+    """
+    if not 0.0 < step <= 0.25:
+        raise ValueError(f"diffusion step must be in (0, 0.25] for stability, got {step}")
+    u = np.array(image, dtype=np.float32, copy=True)
+    for _ in range(int(iterations)):
+        u += step * cv2.Laplacian(u, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
+    return u
+
+
+def _as_list(x: Any) -> list:
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    if isinstance(x, np.ndarray) and x.ndim == 4:
+        return list(x)
+    return [x]
+
+
+class TrusImageProcessor(BaseImageProcessor):
+    r"""Preprocess TRUS frames (and masks) for both architectures, and map predictions back.
+
+    Args:
+        size: ``{"height": H, "width": W}`` of the model input (default 768x768).
+        interpolation: image interpolation, one of ``area``, ``bilinear``, ``bicubic`` (masks always ``nearest``).
+        keep_aspect_ratio: resize to fit inside ``size`` and pad instead of stretching.
+        size_divisor: pad height and width up to a multiple of this (FPN needs 32).
+        do_crop_roi: crop to the ultrasound region before resizing.
+        crop_box: fixed ``[x0, y0, x1, y1]`` crop; overrides automatic detection.
+        do_diffusion, diffusion_iterations, diffusion_step: isotropic diffusion after resizing.
+        do_normalize, image_mean, image_std: per-channel normalisation after replicating gray to ``num_channels``.
+        max_pixels: inputs larger than this are refused with a `ValueError`.
+    """
+
+    model_input_names = ["pixel_values"]
+
+    def __init__(self, size: dict[str, int] | None = None, interpolation: str = "area", keep_aspect_ratio: bool = False,
+                 size_divisor: int = 32, do_crop_roi: bool = True, crop_box: Sequence[int] | None = None,
+                 roi_threshold: float = 0.04, do_diffusion: bool = True, diffusion_iterations: int = 10,
+                 diffusion_step: float = 0.2, do_normalize: bool = True, image_mean: Sequence[float] | None = None,
+                 image_std: Sequence[float] | None = None, num_channels: int = 3, max_pixels: int = 40_000_000,
+                 **kwargs):
+        kwargs.pop("image_processor_type", None)
+        super().__init__(**kwargs)
+        size = dict(size or {"height": 768, "width": 768})
+        if set(size) != {"height", "width"} or min(size.values()) < 1:
+            raise ValueError(f"size must be {{'height': H, 'width': W}} with positive values, got {size}")
+        if interpolation not in ("area", "bilinear", "bicubic"):
+            raise ValueError(f"interpolation must be one of area, bilinear, bicubic; got {interpolation!r}")
+        self.size = {"height": int(size["height"]), "width": int(size["width"])}
+        self.interpolation = interpolation
+        self.keep_aspect_ratio = bool(keep_aspect_ratio)
+        self.size_divisor = int(size_divisor)
+        self.do_crop_roi = bool(do_crop_roi)
+        if crop_box is not None and (len(crop_box) != 4 or crop_box[0] >= crop_box[2] or crop_box[1] >= crop_box[3]):
+            raise ValueError(f"crop_box must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {crop_box}")
+        self.crop_box = list(map(int, crop_box)) if crop_box is not None else None
+        self.roi_threshold = float(roi_threshold)
+        self.do_diffusion = bool(do_diffusion)
+        self.diffusion_iterations = int(diffusion_iterations)
+        self.diffusion_step = float(diffusion_step)
+        self.do_normalize = bool(do_normalize)
+        self.num_channels = int(num_channels)
+        self.image_mean = list(image_mean) if image_mean is not None else (IMAGENET_MEAN if num_channels == 3 else [0.5])
+        self.image_std = list(image_std) if image_std is not None else (IMAGENET_STD if num_channels == 3 else [0.25])
+        if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
+            raise ValueError(f"image_mean/image_std need {self.num_channels} values, got {self.image_mean} / "
+                             f"{self.image_std}")
+        self.max_pixels = int(max_pixels)
+
+    # ------------------------------------------------------------------ forward mapping
+    def _crop_for(self, gray: np.ndarray) -> tuple[int, int, int, int]:
+        h, w = gray.shape
+        if self.crop_box is not None:
+            x0, y0, x1, y1 = self.crop_box
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+            if x0 >= x1 or y0 >= y1:
+                raise ValueError(f"crop_box {self.crop_box} lies outside the {w}x{h} image")
+            return x0, y0, x1, y1
+        if self.do_crop_roi:
+            return detect_ultrasound_roi(gray, self.roi_threshold)
+        return 0, 0, w, h
+
+    def _layout(self, crop_h: int, crop_w: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        th, tw = self.size["height"], self.size["width"]
+        if self.keep_aspect_ratio:
+            scale = min(th / crop_h, tw / crop_w)
+            rh, rw = max(1, round(crop_h * scale)), max(1, round(crop_w * scale))
+        else:
+            rh, rw = th, tw
+        d = max(1, self.size_divisor)
+        ch, cw = math.ceil(th / d) * d, math.ceil(tw / d) * d
+        top, left = (ch - rh) // 2, (cw - rw) // 2
+        return (rh, rw), (top, left), (ch, cw)
+
+    def geometry_for(self, gray: np.ndarray) -> Geometry:
+        """The geometry that `preprocess` will use for this grayscale image."""
+        x0, y0, x1, y1 = self._crop_for(gray)
+        resized, offset, canvas = self._layout(y1 - y0, x1 - x0)
+        return Geometry(gray.shape[0], gray.shape[1], (x0, y0, x1, y1), resized, offset, canvas)
+
+    def _place(self, arr: np.ndarray, geo: Geometry, interp: int) -> np.ndarray:
+        x0, y0, x1, y1 = geo.crop
+        rh, rw = geo.resized
+        crop = np.ascontiguousarray(arr[y0:y1, x0:x1])
+        if interp == cv2.INTER_AREA and (rh > crop.shape[0] or rw > crop.shape[1]):
+            interp = cv2.INTER_LINEAR  # AREA upsampling is nearest-like in OpenCV; bilinear is what users expect
+        resized = cv2.resize(crop, (rw, rh), interpolation=interp)
+        canvas = np.zeros(geo.canvas, dtype=arr.dtype)
+        top, left = geo.offset
+        canvas[top:top + rh, left:left + rw] = resized
+        return canvas
+
+    def process_gray(self, gray: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """Process one float32 grayscale image: returns (C, H, W) float32 pixel values and its geometry."""
+        geo = self.geometry_for(gray)
+        x = self._place(gray, geo, _INTERPOLATIONS[self.interpolation])
+        if self.do_diffusion and self.diffusion_iterations > 0:
+            x = isotropic_diffusion(x, self.diffusion_iterations, self.diffusion_step)
+        x = np.repeat(x[None], self.num_channels, axis=0)
+        if self.do_normalize:
+            mean = np.asarray(self.image_mean, np.float32)[:, None, None]
+            std = np.asarray(self.image_std, np.float32)[:, None, None]
+            x = (x - mean) / std
+        return x.astype(np.float32, copy=False), geo
+
+    @staticmethod
+    def mask_to_binary(mask: Any, name: str = "mask") -> np.ndarray:
+        """Validate a ground-truth mask (values {0,1}, {0,255} or bool; 2-D or single-valued channels) -> uint8 0/1."""
+        if isinstance(mask, Image.Image):
+            mask = np.asarray(mask.convert("L") if mask.mode not in ("L", "1", "I;16", "I") else mask)
+        m = np.asarray(mask)
+        if m.ndim == 3 and m.shape[-1] in (3, 4):
+            if not (m[..., :3] == m[..., :1]).all():
+                raise ValueError(f"{name}: a color mask must have equal R, G and B channels")
+            m = m[..., 0]
+        elif m.ndim == 3 and m.shape[-1] == 1:
+            m = m[..., 0]
+        if m.ndim != 2 or m.size == 0:
+            raise ValueError(f"{name}: expected a 2-D mask, got shape {m.shape}")
+        if m.dtype == np.bool_:
+            return m.astype(np.uint8)
+        values = np.unique(m)
+        if values.size > 2 or not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
+            shown = values[:10].tolist()
+            raise ValueError(f"{name}: mask values must be {{0, 1}} or {{0, 255}}, got {shown}"
+                             f"{' ...' if values.size > 10 else ''}")
+        return (m > 0).astype(np.uint8)
+
+    def preprocess(self, images: Any, masks: Any = None, return_tensors: str | None = "pt",
+                   **kwargs) -> BatchFeature:
+        """Process one image or a list of images (and optional masks of the same sizes).
+
+        Returns a `BatchFeature` with ``pixel_values`` (N, C, H, W), ``labels`` (N, H, W) int64 when masks are given,
+        and ``geometries``: a list of `Geometry` for `post_process_semantic_segmentation`.
+        """
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        image_list = _as_list(images)
+        mask_list = _as_list(masks) if masks is not None else None
+        if mask_list is not None and len(mask_list) != len(image_list):
+            raise ValueError(f"got {len(image_list)} images but {len(mask_list)} masks")
+        pixels, labels, geos = [], [], []
+        for i, image in enumerate(image_list):
+            gray = to_gray_float(image, name=f"image {i}", max_pixels=self.max_pixels)
+            x, geo = self.process_gray(gray)
+            pixels.append(x)
+            geos.append(geo)
+            if mask_list is not None:
+                m = self.mask_to_binary(mask_list[i], name=f"mask {i}")
+                if m.shape != gray.shape:
+                    raise ValueError(f"mask {i}: size {m.shape[1]}x{m.shape[0]} differs from its image "
+                                     f"{gray.shape[1]}x{gray.shape[0]}")
+                labels.append(self._place(m, geo, cv2.INTER_NEAREST))
+        if len({p.shape for p in pixels}) > 1:
+            raise ValueError("processed images differ in size; use a fixed `size` without keep_aspect_ratio changes")
+        data: dict[str, Any] = {"pixel_values": np.stack(pixels)}
+        if mask_list is not None:
+            data["labels"] = np.stack(labels).astype(np.int64)
+        out = BatchFeature(data=data, tensor_type=return_tensors)
+        out["geometries"] = geos
+        return out
+
+    def __call__(self, images: Any, masks: Any = None, **kwargs) -> BatchFeature:
+        return self.preprocess(images, masks=masks, **kwargs)
+
+    # ------------------------------------------------------------------ inverse mapping
+    @staticmethod
+    def _logits_numpy(outputs: Any) -> np.ndarray:
+        logits = getattr(outputs, "logits", outputs)
+        if hasattr(logits, "detach"):
+            logits = logits.detach().float().cpu().numpy()
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.ndim == 3:
+            logits = logits[:, None]
+        if logits.ndim != 4 or logits.shape[1] != 1:
+            raise ValueError(f"expected binary logits of shape (N, 1, H, W), got {logits.shape}")
+        return logits
+
+    def post_process_logits(self, outputs: Any, geometries: Sequence[Geometry | dict] | None = None,
+                            target_sizes: Sequence[tuple[int, int]] | None = None) -> list[np.ndarray]:
+        """Logits -> probability maps (float32 in [0, 1]) in the original image geometry.
+
+        With ``geometries`` (from `preprocess`) crop, resize and padding are undone exactly; outside the crop the
+        probability is 0. With only ``target_sizes`` the whole canvas is resized, as transformers processors do.
+        """
+        logits = self._logits_numpy(outputs)
+        n = logits.shape[0]
+        if geometries is None:
+            if target_sizes is None:
+                return [1.0 / (1.0 + np.exp(-logits[i, 0])) for i in range(n)]
+            geometries = [Geometry(h, w, (0, 0, w, h), tuple(logits.shape[2:]), (0, 0), tuple(logits.shape[2:]))
+                          for h, w in target_sizes]
+        if len(geometries) != n:
+            raise ValueError(f"got {n} logits but {len(geometries)} geometries")
+        probs = []
+        for i, geo in enumerate(geometries):
+            geo = Geometry(**geo) if isinstance(geo, dict) else geo
+            top, left = geo.offset
+            rh, rw = geo.resized
+            region = logits[i, 0, top:top + rh, left:left + rw]
+            x0, y0, x1, y1 = geo.crop
+            region = cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            out = np.zeros((geo.orig_height, geo.orig_width), np.float32)
+            out[y0:y1, x0:x1] = 1.0 / (1.0 + np.exp(-np.clip(region, -60, 60)))
+            probs.append(out)
+        return probs
+
+    def post_process_semantic_segmentation(self, outputs: Any, target_sizes: Sequence[tuple[int, int]] | None = None,
+                                           geometries: Sequence[Geometry | dict] | None = None,
+                                           threshold: float = 0.5) -> list[np.ndarray]:
+        """Logits -> uint8 0/1 masks at the original image size (see `post_process_logits`)."""
+        return [(p > threshold).astype(np.uint8) for p in self.post_process_logits(outputs, geometries, target_sizes)]

@@ -1,0 +1,45 @@
+"""`OnnxSegmentationModel`: an ONNX Runtime session with the same forward contract as the PyTorch models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import SemanticSegmenterOutput
+
+from ..configuration import TrusSegConfig
+
+__all__ = ["OnnxSegmentationModel"]
+
+
+class OnnxSegmentationModel:
+    """Runs ``model.onnx`` (input ``pixel_values``, output ``logits``) with onnxruntime on the CPU by default."""
+
+    def __init__(self, path: str | Path, config: TrusSegConfig, providers: list[str] | None = None,
+                 intra_op_num_threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.config = config
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = intra_op_num_threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ValueError(f"{self.path}: ONNX Runtime cannot load this model ({exc})") from exc
+        self.input_name = self.session.get_inputs()[0].name
+
+    def eval(self) -> "OnnxSegmentationModel":
+        return self
+
+    def __call__(self, pixel_values, labels=None) -> SemanticSegmenterOutput:
+        x = pixel_values.detach().cpu().numpy() if isinstance(pixel_values, torch.Tensor) else pixel_values
+        logits = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return SemanticSegmenterOutput(logits=torch.from_numpy(logits))
+
+    forward = __call__

@@ -1,0 +1,47 @@
+"""`SegformerForSemanticSegmentation` (transformers, MiT b0..b5) behind the trus-hf contract.
+
+One output label (binary logit); logits are upsampled bilinearly from 1/4 resolution to the input size. The saved
+``config.json`` is a `SegformerConfig`, so ``SegformerForSemanticSegmentation.from_pretrained(folder)`` works
+without trus-hf.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+from ..configuration import SEGFORMER_SIZES, TrusSegConfig
+from .base import TrusSegmentationModel
+
+__all__ = ["TrusSegformer"]
+
+
+class TrusSegformer(TrusSegmentationModel):
+    architecture = "segformer"
+
+    def _build(self, config: TrusSegConfig, native_config: dict[str, Any] | None) -> nn.Module:
+        if native_config is not None:
+            native = {k: v for k, v in native_config.items() if not k.startswith("_")}
+            return SegformerForSemanticSegmentation(SegformerConfig(**native))
+        label = {0: config.label}
+        if config.pretrained_backbone:
+            # Online path: start from a published MiT encoder (e.g. "nvidia/mit-b0"); the head is new.
+            return SegformerForSemanticSegmentation.from_pretrained(
+                config.pretrained_backbone, num_labels=1, id2label=label, label2id={config.label: 0},
+                ignore_mismatched_sizes=True)
+        return SegformerForSemanticSegmentation(SegformerConfig(
+            num_labels=1, id2label=label, label2id={config.label: 0}, num_channels=config.num_channels,
+            **SEGFORMER_SIZES[config.segformer_size]))
+
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        logits = self.net(pixel_values=pixel_values).logits
+        return F.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
+
+    def native_config(self) -> dict[str, Any]:
+        cfg = self.net.config.to_dict()
+        cfg.pop("_trus_hf", None)
+        return cfg

@@ -1,0 +1,167 @@
+"""`SegmentationPipeline`: the one prediction path (PyTorch or ONNX Runtime backend).
+
+Any input (path, PIL image, numpy array, or a list of them) -> processor -> model -> post-processing -> mask at the
+original size, probability map, and IoU/Dice when a ground truth is given. Training validation, evaluation, ONNX
+parity checks, the CLI and the app all call this.
+
+Example:
+    >>> from trus_hf import SegmentationPipeline, TrusImageProcessor, TrusSegConfig, create_model
+    >>> from trus_hf.synthetic import generate_phantom
+    >>> model = create_model(TrusSegConfig(architecture="segformer"))
+    >>> pipe = SegmentationPipeline(model, TrusImageProcessor(size={"height": 64, "width": 64}))
+    >>> ph = generate_phantom(1, (120, 160))
+    >>> result = pipe(ph.image, ground_truth=ph.lesion_mask)
+    >>> result.mask.shape, 0.0 <= result.iou <= 1.0
+    ((120, 160), True)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .fileio import read_image, read_mask
+from .image_processing import TrusImageProcessor
+from .metrics import binary_metrics
+
+__all__ = ["SegmentationPipeline", "SegmentationResult", "largest_component"]
+
+
+@dataclass
+class SegmentationResult:
+    """One image's prediction. ``mask`` is uint8 0/1 and ``probabilities`` float32, both at the original size."""
+
+    mask: np.ndarray
+    probabilities: np.ndarray
+    metrics: dict[str, float] | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def iou(self) -> float | None:
+        return None if self.metrics is None else self.metrics["iou"]
+
+    @property
+    def dice(self) -> float | None:
+        return None if self.metrics is None else self.metrics["dice"]
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep only the largest 8-connected foreground component of a 0/1 mask."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask.astype(np.uint8)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (labels == best).astype(np.uint8)
+
+
+def _load_input(item: Any, what: str, max_pixels: int) -> tuple[Any, str | None]:
+    if isinstance(item, (str, Path)):
+        return read_image(item, max_pixels=max_pixels), str(item)
+    return item, None
+
+
+class SegmentationPipeline:
+    """Predict binary masks with a trus-hf model and its processor.
+
+    Args:
+        model: a `TrusSegmentationModel`, an `OnnxSegmentationModel`, or a list of either (an ensemble: the
+            probabilities of the members are averaged, e.g. the K models of a cross-validation).
+        processor: the model's `TrusImageProcessor`.
+        threshold: probability above which a pixel is foreground.
+        largest_component_only: keep only the largest connected component of the mask.
+        tta_flip: average the prediction with that of the horizontally flipped image.
+        batch_size: images per forward pass when a list is given.
+        device: torch device for PyTorch models (default: CUDA when available).
+    """
+
+    def __init__(self, model: Any, processor: TrusImageProcessor, threshold: float = 0.5,
+                 largest_component_only: bool = False, tta_flip: bool = False, batch_size: int = 4,
+                 device: str | torch.device | None = None):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.models = list(model) if isinstance(model, (list, tuple)) else [model]
+        if not self.models:
+            raise ValueError("at least one model is needed")
+        self.processor = processor
+        self.threshold = threshold
+        self.largest_component_only = largest_component_only
+        self.tta_flip = tta_flip
+        self.batch_size = max(1, int(batch_size))
+        self.device = torch.device(device) if device is not None else (
+            torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        for m in self.models:
+            if isinstance(m, torch.nn.Module):
+                m.to(self.device).eval()
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path | Sequence[str | Path], backend: str = "torch",
+                        revision: str | None = None, **kwargs) -> "SegmentationPipeline":
+        """Load one model (or several, as an ensemble sharing the first one's processor) by folder or Hub ID."""
+        from .models import load_model
+
+        sources = [path_or_hub_id] if isinstance(path_or_hub_id, (str, Path)) else list(path_or_hub_id)
+        loaded = [load_model(s, revision=revision, backend=backend) for s in sources]
+        return cls([m for m, _ in loaded], loaded[0][1], **kwargs)
+
+    @property
+    def backend(self) -> str:
+        return "torch" if isinstance(self.models[0], torch.nn.Module) else "onnx"
+
+    @torch.inference_mode()
+    def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Mean logit of the ensemble (and of the flipped view when ``tta_flip``) for a processed batch."""
+        outs = []
+        for m in self.models:
+            x = pixel_values.to(self.device) if isinstance(m, torch.nn.Module) else pixel_values
+            outs.append(m(x).logits.float().cpu())
+            if self.tta_flip:
+                outs.append(m(torch.flip(x, dims=[-1])).logits.float().cpu().flip(dims=[-1]))
+        return torch.stack(outs).mean(0) if len(outs) > 1 else outs[0]
+
+    def predict(self, images: Sequence[Any], ground_truths: Sequence[Any] | None = None) -> list[SegmentationResult]:
+        """Predict a list of inputs; ``ground_truths`` (same length, entries may be None) adds IoU/Dice."""
+        if ground_truths is not None and len(ground_truths) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(ground_truths)} ground truths")
+        results = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            t0 = time.perf_counter()
+            loaded = [_load_input(x, "image", self.processor.max_pixels) for x in chunk]
+            batch = self.processor([a for a, _ in loaded])
+            t1 = time.perf_counter()
+            logits = self.logits(batch["pixel_values"])
+            t2 = time.perf_counter()
+            probs = self.processor.post_process_logits(logits, batch["geometries"])
+            t3 = time.perf_counter()
+            n = len(chunk)
+            for i, p in enumerate(probs):
+                mask = (p > self.threshold).astype(np.uint8)
+                if self.largest_component_only:
+                    mask = largest_component(mask)
+                metrics = None
+                gt = ground_truths[start + i] if ground_truths is not None else None
+                if gt is not None:
+                    gt = read_mask(gt) if isinstance(gt, (str, Path)) else self.processor.mask_to_binary(gt, "ground truth")
+                    if gt.shape != mask.shape:
+                        raise ValueError(f"ground truth size {gt.shape[1]}x{gt.shape[0]} differs from the image "
+                                         f"{mask.shape[1]}x{mask.shape[0]}")
+                    metrics = binary_metrics(mask, gt)
+                t4 = time.perf_counter()
+                timings = {"preprocess": (t1 - t0) * 1000 / n, "inference": (t2 - t1) * 1000 / n,
+                           "postprocess": ((t3 - t2) / n + (t4 - t3)) * 1000}
+                results.append(SegmentationResult(mask, p, metrics, timings, loaded[i][1]))
+        return results
+
+    def __call__(self, images: Any, ground_truth: Any = None) -> SegmentationResult | list[SegmentationResult]:
+        """One input -> one `SegmentationResult`; a list -> a list."""
+        if isinstance(images, (list, tuple)):
+            gts = ground_truth if ground_truth is not None else None
+            return self.predict(list(images), gts)
+        return self.predict([images], [ground_truth] if ground_truth is not None else None)[0]
