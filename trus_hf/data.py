@@ -45,7 +45,7 @@ from .fileio import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, read_image
 from .image_processing import TrusImageProcessor
 
 __all__ = ["FEATURES", "FORMATS", "DataReport", "group_kfold", "group_train_test_split", "load_dataset",
-           "load_dataset_with_report"]
+           "load_dataset_with_report", "synthetic_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -392,9 +392,20 @@ def _load_imagefolder(root: Path, report: DataReport, extra_columns: Sequence[st
     return {"train": rows}
 
 
-def _load_synthetic(spec: str) -> datasets.DatasetDict:
+def synthetic_dataset(n: int, size: int = 256, seed: int = 0, config: Any = None) -> datasets.Dataset:
+    """``n`` phantoms (seeds ``seed`` .. ``seed + n - 1``) as a Dataset with the standard columns."""
     from .synthetic import generate_phantom
 
+    rows = []
+    for s in range(seed, seed + n):
+        ph = generate_phantom(s, (size, size), config)
+        rows.append({"image": {"bytes": _png_bytes(ph.image), "path": None},
+                     "mask": {"bytes": _png_bytes(ph.lesion_mask), "path": None},
+                     "group": f"case_{s:05d}", "source": "synthetic", "file": f"phantom_{s:05d}.png"})
+    return _to_dataset(rows)
+
+
+def _load_synthetic(spec: str) -> datasets.DatasetDict:
     parts = spec.split(":")
     try:
         n = int(parts[1])
@@ -402,13 +413,7 @@ def _load_synthetic(spec: str) -> datasets.DatasetDict:
         seed = int(parts[3]) if len(parts) > 3 else 0
     except (IndexError, ValueError) as exc:
         raise ValueError(f"synthetic source must look like 'synthetic:N[:SIZE[:SEED]]', got {spec!r}") from exc
-    rows = []
-    for s in range(seed, seed + n):
-        ph = generate_phantom(s, (size, size))
-        rows.append({"image": {"bytes": _png_bytes(ph.image), "path": None},
-                     "mask": {"bytes": _png_bytes(ph.lesion_mask), "path": None},
-                     "group": f"case_{s:05d}", "source": "synthetic", "file": f"phantom_{s:05d}.png"})
-    return datasets.DatasetDict({"train": _to_dataset(rows)})
+    return datasets.DatasetDict({"train": synthetic_dataset(n, size, seed)})
 
 
 def _load_hub(source: str, revision: str | None = None) -> datasets.DatasetDict:

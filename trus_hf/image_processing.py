@@ -259,18 +259,36 @@ class TrusImageProcessor(BaseImageProcessor):
         canvas[top:top + rh, left:left + rw] = resized
         return canvas
 
-    def process_gray(self, gray: np.ndarray) -> tuple[np.ndarray, Geometry]:
-        """Process one float32 grayscale image: returns (C, H, W) float32 pixel values and its geometry."""
+    def prepare_gray(self, gray: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """The expensive, deterministic half: crop, resize, pad, diffusion -> (H, W) float32 in [0, 1].
+
+        Training caches this output (datasets ``map``) and augments it before `finalize`."""
         geo = self.geometry_for(gray)
         x = self._place(gray, geo, _INTERPOLATIONS[self.interpolation])
         if self.do_diffusion and self.diffusion_iterations > 0:
             x = isotropic_diffusion(x, self.diffusion_iterations, self.diffusion_step)
-        x = np.repeat(x[None], self.num_channels, axis=0)
+        return x, geo
+
+    def finalize(self, x: np.ndarray) -> np.ndarray:
+        """The cheap half: (H, W) or (N, H, W) in [0, 1] -> (C, H, W) / (N, C, H, W) normalised float32."""
+        x = np.asarray(x, np.float32)
+        axis = 0 if x.ndim == 2 else 1
+        x = np.repeat(np.expand_dims(x, axis), self.num_channels, axis=axis)
         if self.do_normalize:
-            mean = np.asarray(self.image_mean, np.float32)[:, None, None]
-            std = np.asarray(self.image_std, np.float32)[:, None, None]
+            shape = (-1, 1, 1) if axis == 0 else (1, -1, 1, 1)
+            mean = np.asarray(self.image_mean, np.float32).reshape(shape)
+            std = np.asarray(self.image_std, np.float32).reshape(shape)
             x = (x - mean) / std
-        return x.astype(np.float32, copy=False), geo
+        return x
+
+    def process_gray(self, gray: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """Process one float32 grayscale image: returns (C, H, W) float32 pixel values and its geometry."""
+        x, geo = self.prepare_gray(gray)
+        return self.finalize(x), geo
+
+    def prepare_mask(self, mask: np.ndarray, geo: Geometry) -> np.ndarray:
+        """A 0/1 mask mapped into the model input canvas of ``geo`` (nearest neighbour)."""
+        return self._place(mask, geo, cv2.INTER_NEAREST)
 
     @staticmethod
     def mask_to_binary(mask: Any, name: str = "mask") -> np.ndarray:
@@ -319,7 +337,7 @@ class TrusImageProcessor(BaseImageProcessor):
                 if m.shape != gray.shape:
                     raise ValueError(f"mask {i}: size {m.shape[1]}x{m.shape[0]} differs from its image "
                                      f"{gray.shape[1]}x{gray.shape[0]}")
-                labels.append(self._place(m, geo, cv2.INTER_NEAREST))
+                labels.append(self.prepare_mask(m, geo))
         if len({p.shape for p in pixels}) > 1:
             raise ValueError("processed images differ in size; use a fixed `size` without keep_aspect_ratio changes")
         data: dict[str, Any] = {"pixel_values": np.stack(pixels)}

@@ -108,7 +108,7 @@ class _Scene:
             rad = rng.uniform(0.45, 0.7)
             cx = g["cx"] + rad * g["rx"] * np.cos(ang)
             cy = g["cy"] + rad * g["ry"] * np.sin(ang)
-            size = rng.uniform(0.045, 0.085)
+            size = rng.uniform(0.06, 0.10)
             self.lesions.append(dict(
                 cx=cx, cy=cy, rx=size * rng.uniform(0.8, 1.3), ry=size * rng.uniform(0.7, 1.1),
                 rot=rng.uniform(-np.pi, np.pi), shape=_radial_shape(rng, 5, 0.12),
@@ -205,7 +205,7 @@ def generate_phantom(seed: int = 0, size: tuple[int, int] | int = (512, 512),
         r_c = np.hypot(cx - ax, ay - cy)
         t_c = np.arctan2(cx - ax, ay - cy)
         beam = np.exp(-((tt - t_c) / (cr / max(r_c, 1e-3) * 1.2)) ** 2)
-        env *= 1.0 - 0.85 * beam * (rr > r_c + cr)
+        env *= 1.0 - 0.6 * beam * (rr > r_c + cr)
 
     # Attenuation with imperfect time-gain compensation, then log compression to 8 bits.
     depth = (rr - scene.r_probe) / (scene.r_max - scene.r_probe)

@@ -1,0 +1,59 @@
+"""Training augmentations, defined once (albumentations): geometric plus ultrasound-plausible intensity changes.
+
+They act on the processor's cached (H, W) float image in [0, 1] and its mask, before `TrusImageProcessor.finalize`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+
+__all__ = ["build_augmentations", "preview_augmentations"]
+
+
+def build_augmentations(seed: int | None = None, strength: float = 1.0) -> A.Compose:
+    """Flip, small affine, elastic; gamma, brightness/contrast (gain), noise, blur and acoustic shadow bands."""
+    s = float(strength)
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.Affine(scale=(1 - 0.1 * s, 1 + 0.1 * s), rotate=(-10 * s, 10 * s), translate_percent=(-0.05 * s, 0.05 * s),
+                 border_mode=0, p=0.7),
+        A.ElasticTransform(alpha=20 * s, sigma=6, p=0.2),
+        A.RandomGamma(gamma_limit=(80, 120), p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.15 * s, contrast_limit=0.15 * s, p=0.5),
+        A.GaussNoise(std_range=(0.01, 0.04 * s), p=0.3),
+        A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+        A.RandomShadow(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 2), shadow_dimension=4, p=0.2),
+    ], seed=seed)
+
+
+def preview_augmentations(images: list[np.ndarray], masks: list[np.ndarray], n: int, out_path: str | Path,
+                          seed: int = 0) -> Path:
+    """Write a PNG grid: ``n`` augmented samples (cycling through ``images``) with their mask contours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    aug = build_augmentations(seed=seed)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for i in range(rows * cols):
+        ax = axes[i // cols][i % cols]
+        ax.axis("off")
+        if i >= n:
+            continue
+        out = aug(image=images[i % len(images)].astype(np.float32), mask=masks[i % len(masks)])
+        ax.imshow(out["image"], cmap="gray", vmin=0, vmax=1)
+        if out["mask"].any():
+            ax.contour(out["mask"], levels=[0.5], colors="lime", linewidths=1)
+        ax.set_title(f"sample {i}", fontsize=8)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=80)
+    plt.close(fig)
+    return out_path

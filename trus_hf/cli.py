@@ -1,0 +1,289 @@
+"""``trus-hf`` command line: each subcommand is a few lines over the library. ``trus-hf <command> --help``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+logger = logging.getLogger("trus_hf")
+
+
+def _list_inputs(path: Path) -> list[Path]:
+    from .fileio import DICOM_EXTENSIONS, IMAGE_EXTENSIONS
+
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + DICOM_EXTENSIONS)
+    if not files:
+        raise ValueError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS + DICOM_EXTENSIONS)})")
+    return files
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_synth(a: argparse.Namespace) -> None:
+    from .synthetic import PhantomConfig, write_phantom_dataset
+
+    out = write_phantom_dataset(a.out, a.n, (a.size, a.size), seed=a.seed,
+                                config=PhantomConfig(lesion_contrast=a.lesion_contrast), target=a.target,
+                                overwrite=a.overwrite)
+    print(f"wrote {a.n} phantoms to {out} (images/, masks/, metadata.jsonl)")
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    import numpy as np
+    from accelerate import PartialState
+    from tqdm.auto import tqdm
+
+    from .evaluation import overlay
+    from .fileio import read_image, write_png
+    from .pipeline import SegmentationPipeline
+
+    state = PartialState()
+    pipe = SegmentationPipeline.from_pretrained(a.model, backend=a.backend, revision=a.revision, threshold=a.threshold,
+                                                largest_component_only=a.largest_component, tta_flip=a.tta,
+                                                batch_size=a.batch_size, device=state.device if a.backend == "torch" else None)
+    files = _list_inputs(Path(a.input))
+    out = Path(a.out)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    rows, failures = [], []
+    with state.split_between_processes(files) as mine:
+        for start in tqdm(range(0, len(mine), a.batch_size), desc="predicting", unit="batch",
+                          disable=not state.is_local_main_process):
+            chunk = mine[start:start + a.batch_size]
+            images = []
+            for f in chunk:
+                try:
+                    images.append((f, read_image(f)))
+                except ValueError as exc:
+                    failures.append((str(f), str(exc)))
+            if not images:
+                continue
+            for (f, img), res in zip(images, pipe.predict([im for _, im in images])):
+                rel = f.relative_to(a.input).with_suffix(".png") if Path(a.input).is_dir() else Path(f.stem + ".png")
+                write_png(out / "masks" / rel, res.mask * 255)
+                write_png(out / "overlays" / rel, overlay(img, res.mask))
+                rows.append({"file": str(f), "mask": str(out / "masks" / rel), "foreground_pixels": int(res.mask.sum()),
+                             "max_probability": float(np.max(res.probabilities)),
+                             **{f"{k}_ms": round(v, 2) for k, v in res.timings_ms.items()}})
+    suffix = f".{state.process_index}" if state.num_processes > 1 else ""
+    if rows:
+        with open(out / f"predictions{suffix}.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    for f, why in failures:
+        print(f"skipped {f}: {why}", file=sys.stderr)
+    print(f"{len(rows)} masks written to {out / 'masks'}; {len(failures)} file(s) skipped")
+
+
+def cmd_train(a: argparse.Namespace, rest: Sequence[str]) -> None:
+    from .training import main_train
+
+    main_train(a.architecture, rest)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .evaluation import evaluate_models
+    from .pipeline import SegmentationPipeline
+
+    names = a.name or []
+    if names and len(names) != len(a.model):
+        raise ValueError(f"give one --name per --model ({len(a.model)} models, {len(names)} names)")
+    names = names or [Path(m).name if Path(m).exists() else m for m in a.model]
+    if len(set(names)) != len(names):
+        names = [f"{n}_{i}" for i, n in enumerate(names, 1)]
+    dsd = load_dataset(a.data, strict=not a.skip_invalid)
+    split = a.split or ("test" if "test" in dsd else "train")
+    if split not in dsd:
+        raise ValueError(f"split {split!r} not in dataset; available: {list(dsd)}")
+    pipes = {n: SegmentationPipeline.from_pretrained(m, backend=a.backend, threshold=a.threshold)
+             for n, m in zip(names, a.model)}
+    summary = evaluate_models(pipes, dsd[split], a.out)
+    for n in names:
+        s = summary["models"][n]
+        print(f"{n}: IoU {s['iou']['mean']:.4f} [{s['iou']['ci95'][0]:.4f}, {s['iou']['ci95'][1]:.4f}]  "
+              f"Dice {s['dice']['mean']:.4f}")
+    for pair, comp in summary.get("comparisons", {}).items():
+        c = comp["iou"]
+        print(f"{pair}: IoU difference {c['mean_difference']:+.4f}, Wilcoxon p={c['wilcoxon_p']:.3g}, "
+              f"wins {c['wins_a']}/{c['wins_b']}")
+    print(f"report: {summary['report']}")
+
+
+def cmd_export_onnx(a: argparse.Namespace) -> None:
+    from .export import export_onnx
+
+    info = export_onnx(a.model, a.out, opset=a.opset, int8=a.int8, calibration_data=a.calibration_data,
+                       calibration_size=a.calibration_size, check_parity=not a.no_check)
+    print(json.dumps(info, indent=1))
+
+
+def cmd_push(a: argparse.Namespace) -> None:
+    from .hub import push_model
+
+    print(push_model(a.model, a.repo_id, private=a.private, revision=a.revision))
+
+
+def cmd_demo_models(a: argparse.Namespace) -> None:
+    from .demo import train_demo_models
+
+    for path in train_demo_models(a.out, minutes=a.minutes, seed=a.seed):
+        print(f"wrote {path}")
+
+
+def cmd_prepare(a: argparse.Namespace) -> None:
+    from .prepare import prepare_frames
+
+    report = prepare_frames(a.raw_dir, a.out, every=a.every, on_change=a.on_change, salt=a.salt,
+                            crop=not a.no_crop, drop_duplicates=a.drop_duplicates, overwrite=a.overwrite,
+                            resume=a.resume)
+    print(report.summary())
+
+
+def cmd_import_labels(a: argparse.Namespace) -> None:
+    from .prepare import import_labels
+
+    report = import_labels(a.export, a.out, format=a.format, categories=a.category, push_to_hub=a.push_to_hub,
+                           test_size=a.test_size, seed=a.seed, overwrite=a.overwrite, mask_suffix=a.mask_suffix)
+    print(report)
+
+
+def cmd_export_for_labeling(a: argparse.Namespace) -> None:
+    from .prepare import export_for_labeling
+
+    path = export_for_labeling(a.model, a.images, a.out, threshold=a.threshold, overwrite=a.overwrite)
+    print(f"wrote {path}")
+
+
+# ------------------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trus-hf", description="TRUS segmentation: data, training, evaluation, export.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="write synthetic TRUS phantoms with masks")
+    s.add_argument("--n", type=int, required=True, help="number of frames")
+    s.add_argument("--out", required=True, help="output folder (images/, masks/, metadata.jsonl)")
+    s.add_argument("--size", type=int, default=512, help="frame size (square)")
+    s.add_argument("--seed", type=int, default=0, help="first seed; frame i uses seed+i")
+    s.add_argument("--target", choices=["lesion", "gland"], default="lesion", help="which mask is the label")
+    s.add_argument("--lesion-contrast", type=float, default=0.45, help="lesion/gland echogenicity (lower = easier)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("predict", help="predict masks for a file or a folder")
+    s.add_argument("--model", required=True, nargs="+", help="model folder(s) or Hub ID(s); several = ensemble")
+    s.add_argument("--input", required=True, help="image file or folder")
+    s.add_argument("--out", required=True, help="output folder (masks/, overlays/, predictions.csv)")
+    s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    s.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--batch-size", type=int, default=4)
+    s.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    s.add_argument("--largest-component", action="store_true", help="keep only the largest connected component")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("train", help="train a model (see train_fpn.py / train_segformer.py --help for options)",
+                       add_help=False)
+    s.add_argument("architecture", choices=["fpn", "segformer"])
+    s.set_defaults(func=cmd_train, passthrough=True)
+
+    s = sub.add_parser("evaluate", help="evaluate and compare models; writes an HTML report")
+    s.add_argument("--model", required=True, action="append", help="model folder or Hub ID (repeat to compare)")
+    s.add_argument("--name", action="append", help="display name per --model")
+    s.add_argument("--data", required=True, help="dataset (folder, COCO json, Hub ID, synthetic:N)")
+    s.add_argument("--split", default=None, help="split to evaluate (default: test if present, else train)")
+    s.add_argument("--out", required=True, help="report folder")
+    s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--skip-invalid", action="store_true", help="skip invalid pairs (listed) instead of failing")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("export-onnx", help="export to ONNX (optionally INT8) with a parity check")
+    s.add_argument("--model", required=True, help="model folder or Hub ID")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--opset", type=int, default=18)
+    s.add_argument("--int8", action="store_true", help="also write model_int8.onnx (static QDQ quantization)")
+    s.add_argument("--calibration-data", default=None, help="dataset for INT8 calibration (default: synthetic)")
+    s.add_argument("--calibration-size", type=int, default=16)
+    s.add_argument("--no-check", action="store_true", help="skip the PyTorch parity check")
+    s.set_defaults(func=cmd_export_onnx)
+
+    s = sub.add_parser("push", help="push a model folder to the Hub (card with metrics, ONNX when present)")
+    s.add_argument("--model", required=True, help="model folder")
+    s.add_argument("--repo-id", required=True, help="Hub repo ID, e.g. org/trus-fpn")
+    s.add_argument("--private", action="store_true")
+    s.add_argument("--revision", default=None, help="branch to push to")
+    s.set_defaults(func=cmd_push)
+
+    s = sub.add_parser("demo-models", help="train the bundled demo models on synthetic phantoms (deterministic)")
+    s.add_argument("--out", default=str(Path(__file__).parent / "demo_models"))
+    s.add_argument("--minutes", type=float, default=6.0, help="training budget per model")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_demo_models)
+
+    s = sub.add_parser("prepare", help="raw frames (DICOM, images, videos) -> anonymised PNGs + manifest")
+    s.add_argument("raw_dir")
+    s.add_argument("--out", required=True)
+    s.add_argument("--every", type=int, default=1, help="video: keep every N-th frame")
+    s.add_argument("--on-change", type=float, default=0.0, help="video: keep a frame when it differs by > this")
+    s.add_argument("--salt", default="trus-hf", help="salt of the pseudonymous group IDs")
+    s.add_argument("--no-crop", action="store_true", help="keep the scanner UI (no ROI crop)")
+    s.add_argument("--drop-duplicates", action="store_true", help="drop near-duplicate frames")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--resume", action="store_true", help="skip sources already in the manifest")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("import-labels", help="labeling export -> validated datasets dataset + card + report")
+    s.add_argument("export")
+    s.add_argument("--format", default="auto", help="coco, roboflow-masks, yolo-seg, cvat-masks, folder, auto")
+    s.add_argument("--out", required=True)
+    s.add_argument("--category", action="append", help="keep only these categories (repeatable)")
+    s.add_argument("--mask-suffix", default="")
+    s.add_argument("--test-size", type=float, default=0.0, help="group-aware test split fraction if none exists")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--push-to-hub", default=None, help="dataset repo ID")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_import_labels)
+
+    s = sub.add_parser("export-for-labeling", help="images + model predictions as COCO pre-annotations")
+    s.add_argument("--model", required=True)
+    s.add_argument("--images", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_export_for_labeling)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        if getattr(args, "passthrough", False):
+            args.func(args, rest)
+        else:
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
