@@ -10,7 +10,33 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 
-__all__ = ["build_augmentations", "preview_augmentations"]
+__all__ = ["AcousticShadow", "build_augmentations", "preview_augmentations"]
+
+
+class AcousticShadow(A.ImageOnlyTransform):
+    """Darken a radial band behind a random depth, as a calcification or gas shadow does in a fan image with the
+    probe at the bottom centre. Written here because albumentations' RandomShadow draws arbitrary polygons, which
+    look nothing like ultrasound shadows."""
+
+    def __init__(self, width_deg: tuple[float, float] = (2.0, 8.0), strength: tuple[float, float] = (0.3, 0.7),
+                 p: float = 0.5):
+        super().__init__(p=p)
+        self.width_deg, self.strength = width_deg, strength
+
+    def get_params_dependent_on_data(self, params, data):
+        rng = self.py_random
+        return {"angle": rng.uniform(-50, 50), "width": rng.uniform(*self.width_deg),
+                "start": rng.uniform(0.2, 0.7), "gain": 1.0 - rng.uniform(*self.strength)}
+
+    def apply(self, img, angle=0.0, width=4.0, start=0.5, gain=0.5, **params):
+        h, w = img.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        dx, dy = xx - w / 2, h - yy
+        theta = np.degrees(np.arctan2(dx, dy))
+        radius = np.hypot(dx, dy) / h
+        band = np.exp(-(((theta - angle) / width) ** 2)) * (radius > start)
+        factor = 1.0 - (1.0 - gain) * band
+        return (img * (factor if img.ndim == 2 else factor[..., None])).astype(img.dtype)
 
 
 def build_augmentations(seed: int | None = None, strength: float = 1.0) -> A.Compose:
@@ -25,7 +51,7 @@ def build_augmentations(seed: int | None = None, strength: float = 1.0) -> A.Com
         A.RandomBrightnessContrast(brightness_limit=0.15 * s, contrast_limit=0.15 * s, p=0.5),
         A.GaussNoise(std_range=(0.01, 0.04 * s), p=0.3),
         A.GaussianBlur(blur_limit=(3, 5), p=0.2),
-        A.RandomShadow(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 2), shadow_dimension=4, p=0.2),
+        AcousticShadow(p=0.2),
     ], seed=seed)
 
 

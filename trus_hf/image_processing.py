@@ -288,7 +288,7 @@ class TrusImageProcessor(BaseImageProcessor):
 
     def prepare_mask(self, mask: np.ndarray, geo: Geometry) -> np.ndarray:
         """A 0/1 mask mapped into the model input canvas of ``geo`` (nearest neighbour)."""
-        return self._place(mask, geo, cv2.INTER_NEAREST)
+        return self._place(mask, geo, cv2.INTER_NEAREST_EXACT)
 
     @staticmethod
     def mask_to_binary(mask: Any, name: str = "mask") -> np.ndarray:

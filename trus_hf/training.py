@@ -50,6 +50,8 @@ class ModelArguments:
 
     encoder_name: str = field(default="resnet152", metadata={"help": "FPN encoder (smp name)"})
     encoder_weights: str | None = field(default=None, metadata={"help": "FPN encoder init: 'imagenet' (online) or none"})
+    decoder_pyramid_channels: int = field(default=256, metadata={"help": "FPN decoder pyramid channels"})
+    decoder_segmentation_channels: int = field(default=128, metadata={"help": "FPN segmentation channels (x32)"})
     segformer_size: str = field(default="b0", metadata={"help": "Segformer size: b0..b5"})
     pretrained_backbone: str | None = field(default=None, metadata={"help": "Segformer: Hub ID of an MiT encoder"})
     dice_weight: float = field(default=1.0, metadata={"help": "weight of the Dice loss"})
@@ -59,6 +61,8 @@ class ModelArguments:
     def to_config(self, architecture: str) -> TrusSegConfig:
         return TrusSegConfig(architecture=architecture, encoder_name=self.encoder_name,
                              encoder_weights=self.encoder_weights, segformer_size=self.segformer_size,
+                             decoder_pyramid_channels=self.decoder_pyramid_channels,
+                             decoder_segmentation_channels=self.decoder_segmentation_channels,
                              pretrained_backbone=self.pretrained_backbone, dice_weight=self.dice_weight,
                              bce_weight=self.bce_weight, label=self.label)
 

@@ -1,0 +1,106 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from trus_hf import TrusImageProcessor
+from trus_hf.image_processing import detect_ultrasound_roi, isotropic_diffusion, to_gray_float
+from trus_hf.metrics import binary_metrics
+from trus_hf.synthetic import generate_phantom
+
+
+@pytest.mark.parametrize("shape", [(300, 400), (512, 512), (480, 270), (97, 131)])
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_inverse_mapping_recovers_masks(shape, keep_aspect):
+    """mask -> processor -> inverse mapping gives IoU >= 0.97 with the original."""
+    ph = generate_phantom(3, shape)
+    mask = ph.gland_mask
+    proc = TrusImageProcessor(size={"height": 256, "width": 256}, keep_aspect_ratio=keep_aspect)
+    batch = proc(ph.image, masks=mask, return_tensors="np")
+    labels = batch["labels"].astype(np.float32)
+    logits = np.where(labels > 0, 10.0, -10.0)[:, None]
+    back = proc.post_process_semantic_segmentation(logits, geometries=batch["geometries"])[0]
+    assert back.shape == shape
+    assert binary_metrics(back, mask)["iou"] >= 0.97
+
+
+def test_roi_crop_drops_scanner_ui():
+    ph = generate_phantom(1, (300, 300))
+    frame = np.zeros((400, 520), np.uint8)
+    frame[60:360, 110:410] = ph.image
+    cv2.putText(frame, "GE LOGIQ  12MHz  DR 60", (5, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 1)
+    cv2.putText(frame, "PATIENT X", (420, 380), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)
+    cv2.rectangle(frame, (470, 100), (500, 300), 200, 1)  # depth ruler outline
+    x0, y0, x1, y1 = detect_ultrasound_roi(frame.astype(np.float32) / 255)
+    fan_ys, fan_xs = np.nonzero(ph.fan_mask)
+    assert abs(x0 - (110 + fan_xs.min())) <= 4 and abs(x1 - (110 + fan_xs.max() + 1)) <= 4
+    assert abs(y0 - (60 + fan_ys.min())) <= 4 and abs(y1 - (60 + fan_ys.max() + 1)) <= 4
+
+
+def test_fixed_crop_box_and_size_divisor():
+    proc = TrusImageProcessor(size={"height": 100, "width": 90}, crop_box=[10, 20, 60, 80], size_divisor=32)
+    img = np.random.default_rng(0).integers(0, 255, (100, 100), dtype=np.uint8)
+    b = proc(img, return_tensors="np")
+    assert b["pixel_values"].shape == (1, 3, 128, 96)
+    assert b["geometries"][0].crop == (10, 20, 60, 80)
+
+
+def test_inputs_gray_rgb_rgba_16bit_agree():
+    ph = generate_phantom(2, (128, 128))
+    g = ph.image
+    rgb = np.stack([g] * 3, -1)
+    rgba = np.concatenate([rgb, np.full_like(g, 255)[..., None]], -1)
+    g16 = g.astype(np.uint16) * 257
+    proc = TrusImageProcessor(size={"height": 64, "width": 64})
+    outs = [proc(x, return_tensors="np")["pixel_values"] for x in (g, rgb, rgba, g16, Image.fromarray(g),
+                                                                     g.astype(np.float32) / 255)]
+    for o in outs[1:]:
+        assert np.abs(o - outs[0]).max() < 1e-3
+
+
+def test_diffusion_smooths_and_can_be_switched_off():
+    rng = np.random.default_rng(0)
+    noisy = rng.random((64, 64)).astype(np.float32)
+    smooth = isotropic_diffusion(noisy, iterations=10, step=0.2)
+    assert smooth.std() < 0.5 * noisy.std() and abs(smooth.mean() - noisy.mean()) < 1e-3
+    with pytest.raises(ValueError, match="step"):
+        isotropic_diffusion(noisy, step=0.3)
+    on = TrusImageProcessor(size={"height": 64, "width": 64}, do_crop_roi=False)
+    off = TrusImageProcessor(size={"height": 64, "width": 64}, do_crop_roi=False, do_diffusion=False)
+    assert on(noisy, return_tensors="np")["pixel_values"].std() < off(noisy, return_tensors="np")["pixel_values"].std()
+
+
+@pytest.mark.parametrize("interpolation", ["area", "bilinear", "bicubic"])
+def test_save_load_round_trip(tmp_path, interpolation):
+    proc = TrusImageProcessor(size={"height": 96, "width": 128}, interpolation=interpolation, diffusion_iterations=3,
+                              keep_aspect_ratio=True)
+    proc.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert cfg["image_processor_type"] == "TrusImageProcessor" and cfg["interpolation"] == interpolation
+    again = TrusImageProcessor.from_pretrained(tmp_path)
+    img = generate_phantom(0, (150, 200)).image
+    assert np.array_equal(proc(img, return_tensors="np")["pixel_values"], again(img, return_tensors="np")["pixel_values"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((4, 4, 2)), "expected shape"),
+    (np.full((8, 8), np.nan, np.float32), "NaN"),
+    (np.full((8, 8), 300.0), r"\[0, 1\] or \[0, 255\]"),
+    (np.zeros((0, 5)), "non-empty"),
+])
+def test_bad_images_raise_clear_errors(bad, message):
+    with pytest.raises(ValueError, match=message):
+        to_gray_float(bad)
+
+
+def test_bad_masks_raise_clear_errors():
+    proc = TrusImageProcessor(size={"height": 32, "width": 32})
+    img = np.zeros((40, 40), np.uint8)
+    with pytest.raises(ValueError, match=r"mask values must be \{0, 1\} or \{0, 255\}, got \[0, 1, 2\]"):
+        proc(img, masks=np.arange(1600).reshape(40, 40) % 3)
+    with pytest.raises(ValueError, match="differs from its image"):
+        proc(img, masks=np.zeros((30, 40), np.uint8))
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        TrusImageProcessor(max_pixels=100)(img)

@@ -1,0 +1,86 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from trus_hf import SegmentationPipeline, load_model
+from trus_hf.synthetic import generate_phantom
+
+from conftest import ROOT
+
+TINY = ["--data", "synthetic:12:96", "--image_size", "64", "--batch_size", "4", "--diffusion_iterations", "2",
+        "--learning_rate", "1e-3", "--tensorboard", "false"]
+FPN = ["--encoder_name", "resnet18", "--decoder_pyramid_channels", "64", "--decoder_segmentation_channels", "32"]
+
+
+def run(script, *args, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=ROOT)
+
+
+def test_train_fpn_script_leaves_a_loadable_model_with_card_and_logs(tmp_path):
+    out = tmp_path / "fpn"
+    r = run("train_fpn.py", "--output_dir", str(out), "--epochs", "2", *TINY, *FPN)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout[r.stdout.index("{"):])
+    assert summary["epochs_run"] == 2 and 0 <= summary["best_val_iou"] <= 1
+    model_dir = out / "model"
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
+    for name in ("metrics.csv", "metrics.json", "training_curves.png", "summary.json"):
+        assert (out / name).is_file(), name
+    card = (model_dir / "README.md").read_text()
+    assert "model-index" in card and f"{summary['best_val']['mean_iou']:.4f}" in card
+    model, proc = load_model(model_dir)
+    assert proc.size == {"height": 64, "width": 64}
+    assert SegmentationPipeline(model, proc)(generate_phantom(0, (80, 90)).image).mask.shape == (80, 90)
+
+
+def test_segformer_kfold_writes_summary_and_fold_models_form_an_ensemble(tmp_path):
+    out = tmp_path / "seg"
+    r = run("train_segformer.py", "--output_dir", str(out), "--epochs", "1", "--folds", "2", *TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "kfold_summary.json").read_text())
+    assert summary["k"] == 2 and len(summary["folds"]) == 2
+    ious = [f["val_iou"] for f in summary["folds"]]
+    assert summary["iou_mean"] == pytest.approx(sum(ious) / 2)
+    assert (out / "kfold_metrics.csv").is_file()
+    pipe = SegmentationPipeline.from_pretrained([out / "fold_1" / "model", out / "fold_2" / "model"])
+    assert len(pipe.models) == 2 and pipe(generate_phantom(1, (70, 70)).image).mask.shape == (70, 70)
+
+
+def test_kill_9_mid_training_then_resume_finishes_with_a_valid_best_checkpoint(tmp_path):
+    out = tmp_path / "resume"
+    args = [sys.executable, str(ROOT / "train_fpn.py"), "--output_dir", str(out), "--epochs", "12", *TINY, *FPN]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = out / "checkpoints" / "last" / "trainer_state.json"
+    deadline = time.time() + 240
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if state_file.is_file():
+            try:
+                epoch = json.loads(state_file.read_text())["epoch"]
+            except (json.JSONDecodeError, KeyError):  # must never happen: writes are atomic
+                pytest.fail("trainer_state.json was observed half-written")
+            if epoch >= 3:
+                time.sleep(0.3)  # land inside the next epoch
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = epoch
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    assert killed_at is not None, "training finished or stalled before it could be killed"
+    r = run("train_fpn.py", "--output_dir", str(out), "--epochs", "12", "--resume", "true", *TINY, *FPN)
+    assert r.returncode == 0, r.stderr[-3000:]
+    history = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 13))  # continued, not restarted
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".old-" in p.name]
+    assert not leftovers, leftovers
+    model, _ = load_model(out / "checkpoints" / "best")
+    assert torch.isfinite(model(torch.randn(1, 3, 64, 64)).logits).all()
