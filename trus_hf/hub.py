@@ -13,13 +13,15 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from .configuration import TrusSegConfig
 
-__all__ = ["MODEL_CARD_TEMPLATE", "push_folder", "render_model_card"]
+__all__ = ["MODEL_CARD_TEMPLATE", "MODEL_ID_PLACEHOLDER", "push_folder", "push_model", "render_model_card"]
 
 MODEL_CARD_TEMPLATE = Path(__file__).parent / "model_card.md"
+#: Cards rendered before the repo is known use this ID; `push_model` replaces it with the real one.
+MODEL_ID_PLACEHOLDER = "path/to/model"
 
 
 def render_model_card(config: TrusSegConfig, processor: Any = None, metrics: dict[str, float] | None = None,
-                      dataset_name: str = "unspecified", eval_split: str = "test", repo_id: str = "path/to/model",
+                      dataset_name: str = "unspecified", eval_split: str = "test", repo_id: str = MODEL_ID_PLACEHOLDER,
                       training: dict[str, Any] | None = None, fold_summary: dict[str, float] | None = None,
                       note: str | None = None, license: str = "apache-2.0") -> str:
     """Fill the model card template: YAML front matter (with a model-index carrying ``metrics``) and the body."""
@@ -56,3 +58,23 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, token: 
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
                              revision=revision, ignore_patterns=[".*", "*.tmp", "checkpoints/*"])
     return str(getattr(info, "oid", info))
+
+
+def push_model(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None,
+               revision: str | None = None) -> str:
+    """Validate a saved model folder (it must load), put the repo ID into its card, and upload it (model,
+    processor, card, and ``model.onnx`` / ``model_int8.onnx`` when present)."""
+    import shutil
+    import tempfile
+
+    from .models import load_model
+
+    folder = Path(folder)
+    load_model(folder, backend="onnx" if not (folder / "model.safetensors").is_file() else "torch")
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "model"
+        shutil.copytree(folder, staged, ignore=shutil.ignore_patterns(".*", "*.tmp", "checkpoints"))
+        card = staged / "README.md"
+        if card.is_file():
+            card.write_text(card.read_text().replace(MODEL_ID_PLACEHOLDER, repo_id))
+        return push_folder(staged, repo_id, private=private, token=token, revision=revision)

@@ -35,6 +35,7 @@ from .augment import build_augmentations, preview_augmentations
 from .configuration import TrusSegConfig
 from .data import group_kfold, group_train_test_split, load_dataset
 from .fileio import atomic_dir, atomic_file
+from .hub import MODEL_ID_PLACEHOLDER
 from .image_processing import TrusImageProcessor, to_gray_float
 from .metrics import aggregate, binary_metrics
 from .models import create_model
@@ -399,7 +400,7 @@ def _dataset_name(args: TrainingArguments) -> str:
     return "synthetic TRUS phantoms (trus-hf)" if args.data.startswith("synthetic:") else Path(args.data).name or args.data
 
 
-def _card(config, processor, args: TrainingArguments, metrics, split: str, state, repo_id: str = "path/to/model",
+def _card(config, processor, args: TrainingArguments, metrics, split: str, state, repo_id: str = MODEL_ID_PLACEHOLDER,
           fold_summary=None) -> str:
     from .hub import render_model_card
 
@@ -427,7 +428,7 @@ def _finalize(out: Path, args: TrainingArguments, test_ds, state) -> dict[str, A
         rows = evaluate_dataset(SegmentationPipeline(model, processor), test_ds)
         metrics, split = aggregate(rows), "test"
         result["test"] = metrics
-    repo_id = args.push_to_hub or "path/to/model"
+    repo_id = args.push_to_hub or MODEL_ID_PLACEHOLDER
     dtype = torch.float16 if args.save_dtype == "float16" else None
     model.save_pretrained(out / "model", processor=processor,
                           card=_card(model.config, processor, args, metrics, split, state, repo_id=repo_id),

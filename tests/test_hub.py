@@ -1,0 +1,63 @@
+"""The Hub path for real over HTTP: a local Hub-compatible server and the real huggingface_hub client.
+
+HF_ENDPOINT must be set before huggingface_hub is imported, so the client side runs in a child process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from hub_server import LocalHub
+
+from conftest import ROOT
+
+CLIENT = textwrap.dedent('''
+    import json, sys, torch
+    from huggingface_hub import HfApi
+    from trus_hf import load_model
+    from trus_hf.cli import main
+    local, out = sys.argv[1], sys.argv[2]
+    assert main(["push", "--model", local, "--repo-id", "trus-org/tiny-fpn"]) == 0
+    model, proc = load_model("trus-org/tiny-fpn")
+    ref, _ = load_model(local)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        diff = float((model(x).logits - ref(x).logits).abs().max())
+    api = HfApi()
+    first = api.repo_info("trus-org/tiny-fpn").sha
+    card = open(api.hf_hub_download("trus-org/tiny-fpn", "README.md")).read()
+    # a second push makes a new commit; the first stays loadable by pinned revision
+    assert main(["push", "--model", local, "--repo-id", "trus-org/tiny-fpn"]) == 0
+    pinned, _ = load_model("trus-org/tiny-fpn", revision=first)
+    try:
+        load_model("trus-org/missing")
+        missing = "loaded?!"
+    except ValueError as exc:
+        missing = str(exc)
+    files = sorted(s.rfilename for s in api.repo_info("trus-org/tiny-fpn").siblings)
+    json.dump({"diff": diff, "card": card, "files": files, "missing": missing, "size": proc.size,
+               "pinned_ok": pinned is not None}, open(out, "w"))
+''')
+
+
+def test_push_then_load_by_hub_id_gives_identical_logits(saved_models, tmp_path):
+    with LocalHub() as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
+               "HF_HOME": str(tmp_path / "hf_home"), "HF_TOKEN": "hf_test_token"}
+        out = tmp_path / "result.json"
+        r = subprocess.run([sys.executable, "-c", CLIENT, str(saved_models["fpn"]), str(out)], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-4000:]
+        requests = list(hub.state.requests)
+    result = json.loads(out.read_text())
+    assert result["diff"] == 0.0
+    assert result["files"] == ["README.md", "config.json", "model.safetensors", "preprocessor_config.json"]
+    assert "trus-org/tiny-fpn" in result["card"] and "path/to/model" not in result["card"]
+    assert result["size"] == {"height": 64, "width": 64} and result["pinned_ok"]
+    assert "cannot load model 'trus-org/missing'" in result["missing"]
+    # the real protocol was used: YAML validation, preupload, LFS batch upload and a commit
+    for expected in ("POST /api/validate-yaml", "POST /api/models/trus-org/tiny-fpn/preupload/main",
+                     "POST /trus-org/tiny-fpn.git/info/lfs/objects/batch", "POST /api/models/trus-org/tiny-fpn/commit/main"):
+        assert expected in requests, expected
