@@ -9,6 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download; the Hub te
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import socket
+
 import pytest
 import torch
 
@@ -41,3 +43,36 @@ def saved_models(tmp_path_factory) -> dict[str, Path]:
         tiny_model(arch).save_pretrained(path, processor=tiny_processor())
         out[arch] = path
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """The app with its bundled demo models, served on a free local port for the whole session."""
+    import numpy as np
+    from PIL import Image
+
+    import app as trus_app
+    from trus_hf.demo import demo_model_paths
+    from trus_hf.synthetic import generate_phantom
+
+    assert set(demo_model_paths()) == {"fpn", "segformer"}, "bundled demo models are missing"
+    cache = trus_app.ModelCache()
+    trus_app.warm_up(cache)
+    demo = trus_app.build_demo(cache)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                theme=trus_app.THEME, max_file_size=trus_app.MAX_FILE_BYTES)
+    folder = tmp_path_factory.mktemp("inputs")
+    ph = generate_phantom(42, (300, 360))
+    Image.fromarray(ph.image).save(folder / "frame.png")
+    Image.fromarray(ph.lesion_mask * 255).save(folder / "frame_mask.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder / "small_mask.png")
+    (folder / "notes.png").write_text("this is text, not an image")
+    yield {"url": f"http://127.0.0.1:{port}", "dir": folder, "phantom": ph, "cache": cache}
+    demo.close()

@@ -43,9 +43,9 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
-    from .evaluation import overlay
     from .fileio import read_image, write_png
     from .pipeline import SegmentationPipeline
+    from .visualization import overlay
 
     state = PartialState()
     pipe = SegmentationPipeline.from_pretrained(a.model, backend=a.backend, revision=a.revision, threshold=a.threshold,
@@ -138,7 +138,7 @@ def cmd_push(a: argparse.Namespace) -> None:
 def cmd_demo_models(a: argparse.Namespace) -> None:
     from .demo import train_demo_models
 
-    for path in train_demo_models(a.out, minutes=a.minutes, seed=a.seed):
+    for path in train_demo_models(a.out, epochs=a.epochs, seed=a.seed):
         print(f"wrote {path}")
 
 
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo-models", help="train the bundled demo models on synthetic phantoms (deterministic)")
     s.add_argument("--out", default=str(Path(__file__).parent / "demo_models"))
-    s.add_argument("--minutes", type=float, default=6.0, help="training budget per model")
+    s.add_argument("--epochs", type=int, default=20, help="epochs per model (fixed: deterministic)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo_models)
 

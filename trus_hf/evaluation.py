@@ -23,31 +23,11 @@ from .fileio import atomic_file
 from .image_processing import TrusImageProcessor
 from .metrics import aggregate, binary_metrics
 from .pipeline import SegmentationPipeline
+from .visualization import overlay
 
-__all__ = ["bootstrap_ci", "compare", "evaluate_dataset", "evaluate_models", "overlay"]
+__all__ = ["bootstrap_ci", "compare", "evaluate_dataset", "evaluate_models"]
 
 _METRICS = ("iou", "dice", "precision", "recall")
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = None, alpha: float = 0.45) -> np.ndarray:
-    """RGB uint8 overlay of a predicted mask (red fill + outline) and an optional ground truth (green outline)."""
-    import cv2
-
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        from .image_processing import to_gray_float
-
-        img = (to_gray_float(img) * 255).astype(np.uint8)
-    rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img[..., :3].copy()
-    m = mask.astype(bool)
-    rgb[m] = (rgb[m] * (1 - alpha) + np.array([255, 40, 40]) * alpha).astype(np.uint8)
-    thick = max(1, round(max(rgb.shape[:2]) / 300))
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(rgb, contours, -1, (255, 60, 60), thick)
-    if gt is not None:
-        contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(rgb, contours, -1, (60, 255, 60), thick)
-    return rgb
 
 
 def evaluate_dataset(pipeline: SegmentationPipeline, ds: datasets.Dataset, keep_predictions: bool = False,

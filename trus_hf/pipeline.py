@@ -125,8 +125,13 @@ class SegmentationPipeline:
                 outs.append(m(torch.flip(x, dims=[-1])).logits.float().cpu().flip(dims=[-1]))
         return torch.stack(outs).mean(0) if len(outs) > 1 else outs[0]
 
-    def predict(self, images: Sequence[Any], ground_truths: Sequence[Any] | None = None) -> list[SegmentationResult]:
-        """Predict a list of inputs; ``ground_truths`` (same length, entries may be None) adds IoU/Dice."""
+    def predict(self, images: Sequence[Any], ground_truths: Sequence[Any] | None = None,
+                threshold: float | None = None) -> list[SegmentationResult]:
+        """Predict a list of inputs; ``ground_truths`` (same length, entries may be None) adds IoU/Dice.
+        ``threshold`` overrides the pipeline's for this call only (the pipeline is never mutated)."""
+        threshold = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if ground_truths is not None and len(ground_truths) != len(images):
             raise ValueError(f"got {len(images)} images but {len(ground_truths)} ground truths")
         results = []
@@ -142,7 +147,7 @@ class SegmentationPipeline:
             t3 = time.perf_counter()
             n = len(chunk)
             for i, p in enumerate(probs):
-                mask = (p > self.threshold).astype(np.uint8)
+                mask = (p > threshold).astype(np.uint8)
                 if self.largest_component_only:
                     mask = largest_component(mask)
                 metrics = None
@@ -159,9 +164,9 @@ class SegmentationPipeline:
                 results.append(SegmentationResult(mask, p, metrics, timings, loaded[i][1]))
         return results
 
-    def __call__(self, images: Any, ground_truth: Any = None) -> SegmentationResult | list[SegmentationResult]:
+    def __call__(self, images: Any, ground_truth: Any = None, threshold: float | None = None
+                 ) -> SegmentationResult | list[SegmentationResult]:
         """One input -> one `SegmentationResult`; a list -> a list."""
         if isinstance(images, (list, tuple)):
-            gts = ground_truth if ground_truth is not None else None
-            return self.predict(list(images), gts)
-        return self.predict([images], [ground_truth] if ground_truth is not None else None)[0]
+            return self.predict(list(images), ground_truth, threshold)
+        return self.predict([images], [ground_truth] if ground_truth is not None else None, threshold)[0]

@@ -1,0 +1,246 @@
+"""trus-hf Gradio app: pick a model, upload a TRUS image (and optionally its ground truth), see the mask and its IoU.
+
+    python app.py            # http://127.0.0.1:7860 ; honours GRADIO_SERVER_NAME and GRADIO_SERVER_PORT
+
+A thin client of the library: reading files (`trus_hf.fileio.read_image`), prediction (`SegmentationPipeline`),
+metrics and pictures all come from `trus_hf`. Every action has an ``api_name`` for `gradio_client`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no analytics calls
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from trus_hf import SegmentationPipeline
+from trus_hf.demo import DEMO_MODELS_DIR, demo_model_paths
+from trus_hf.fileio import read_image
+from trus_hf.image_processing import TrusImageProcessor
+from trus_hf.metrics import binary_metrics
+from trus_hf.synthetic import generate_phantom
+from trus_hf.visualization import disagreement, heatmap, overlay
+
+logger = logging.getLogger("trus_hf.app")
+
+MAX_FILE_BYTES = 50 * 2**20
+MAX_PIXELS = 25_000_000
+DEMO_CHOICES = {"Demo FPN": "fpn", "Demo Segformer": "segformer"}
+CUSTOM = "Hub ID or local folder"
+BACKENDS = {"PyTorch": "torch", "ONNX Runtime": "onnx"}
+# System fonts only: the default theme would fetch Google Fonts, and the app must work offline.
+THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+class ModelCache:
+    """Pipelines loaded once and kept (LRU, bounded); ONNX exports of PyTorch folders are made once and cached."""
+
+    def __init__(self, demo_dir: Path = DEMO_MODELS_DIR, max_models: int = 4):
+        self.demo = demo_model_paths(demo_dir)
+        self.max_models = max_models
+        self._cache: OrderedDict[tuple[str, str], SegmentationPipeline] = OrderedDict()
+        self._lock = threading.Lock()
+        self.onnx_dir = Path(os.environ.get("TRUS_HF_CACHE", Path(tempfile.gettempdir()) / "trus-hf-cache")) / "onnx"
+
+    def source_for(self, choice: str, custom: str | None) -> str:
+        if choice in DEMO_CHOICES:
+            name = DEMO_CHOICES[choice]
+            if name not in self.demo:
+                raise gr.Error(f"{choice} is not installed: run `trus-hf demo-models` first")
+            return str(self.demo[name])
+        if not custom or not custom.strip():
+            raise gr.Error("Enter a Hub model ID (org/name) or a local model folder in the text box")
+        return custom.strip()
+
+    def _onnx_folder(self, source: str) -> str:
+        folder = Path(source)
+        if (folder / "model.onnx").is_file() or not folder.is_dir():
+            return source
+        from trus_hf.export import export_onnx
+
+        key = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+        target = self.onnx_dir / key
+        if not (target / "model.onnx").is_file():
+            export_onnx(folder, target, check_parity=False)
+        return str(target)
+
+    def get(self, source: str, backend: str) -> SegmentationPipeline:
+        key = (source, backend)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            try:
+                path = self._onnx_folder(source) if backend == "onnx" else source
+                pipe = SegmentationPipeline.from_pretrained(path, backend=backend, device="cpu")
+            except gr.Error:
+                raise
+            except Exception as exc:  # anything that stops a model loading becomes a message, not a traceback
+                raise gr.Error(f"Cannot load model {source!r} ({backend}): {exc}") from exc
+            self._cache[key] = pipe
+            if len(self._cache) > self.max_models:
+                self._cache.popitem(last=False)
+            return pipe
+
+
+def _path_of(file) -> Path | None:
+    if file is None:
+        return None
+    return Path(file if isinstance(file, (str, Path)) else getattr(file, "name", file))
+
+
+def _read_upload(file, what: str) -> tuple[np.ndarray, str]:
+    path = _path_of(file)
+    if path is None:
+        raise gr.Error(f"Upload {what} first")
+    size = path.stat().st_size if path.is_file() else 0
+    if size > MAX_FILE_BYTES:
+        raise gr.Error(f"{path.name}: {size / 2**20:.1f} MB is larger than the {MAX_FILE_BYTES // 2**20} MB limit")
+    try:
+        return read_image(path, max_pixels=MAX_PIXELS), path.name
+    except ValueError as exc:
+        raise gr.Error(f"{what}: {str(exc).replace(str(path), path.name)}") from exc
+
+
+def _read_ground_truth(file, shape: tuple[int, int]) -> np.ndarray | None:
+    if _path_of(file) is None:
+        return None
+    arr, name = _read_upload(file, "ground-truth mask")
+    try:
+        gt = TrusImageProcessor.mask_to_binary(arr, name=name)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from exc
+    if gt.shape != shape:
+        raise gr.Error(f"ground-truth mask {name} is {gt.shape[1]}x{gt.shape[0]} but the image is "
+                       f"{shape[1]}x{shape[0]}: they must be the same size")
+    return gt
+
+
+def _save_mask(mask: np.ndarray, stem: str) -> str:
+    from trus_hf.fileio import write_png
+
+    out = Path(tempfile.mkdtemp(prefix="trus-hf-mask-")) / f"{Path(stem).stem}_mask.png"
+    return str(write_png(out, mask * 255))
+
+
+def make_examples(n: int = 3) -> list[list[str]]:
+    """Synthetic frames with their ground truth, written once to a temporary folder (never the working dir)."""
+    from trus_hf.fileio import write_png
+
+    folder = Path(tempfile.gettempdir()) / "trus-hf-examples"
+    rows = []
+    for seed in (11, 23, 42)[:n]:
+        img, msk = folder / f"phantom_{seed}.png", folder / f"phantom_{seed}_mask.png"
+        if not (img.is_file() and msk.is_file()):
+            ph = generate_phantom(seed, (384, 448))
+            write_png(img, ph.image)
+            write_png(msk, ph.lesion_mask * 255)
+        rows.append([str(img), str(msk)])
+    return rows
+
+
+def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
+    cache = cache or ModelCache()
+
+    def predict(image_file, mask_file, model_choice, custom_model, backend, threshold):
+        image, name = _read_upload(image_file, "image")
+        gt = _read_ground_truth(mask_file, image.shape[:2])
+        pipe = cache.get(cache.source_for(model_choice, custom_model), BACKENDS.get(backend, "torch"))
+        try:
+            result = pipe(image, ground_truth=gt, threshold=threshold)
+        except ValueError as exc:
+            raise gr.Error(f"{name}: {exc}") from exc
+        t = result.timings_ms
+        info = {"image": name, "size": f"{image.shape[1]}x{image.shape[0]}", "model": model_choice,
+                "backend": backend, "threshold": float(threshold), "lesion_pixels": int(result.mask.sum()),
+                "preprocess_ms": round(t["preprocess"], 1), "inference_ms": round(t["inference"], 1),
+                "postprocess_ms": round(t["postprocess"], 1)}
+        iou = round(result.iou, 4) if result.metrics else None
+        dice = round(result.dice, 4) if result.metrics else None
+        return (overlay(image, result.mask, gt), heatmap(result.probabilities), _save_mask(result.mask, name),
+                iou, dice, info)
+
+    def compare(image_file, mask_file, backend, threshold):
+        image, name = _read_upload(image_file, "image")
+        gt = _read_ground_truth(mask_file, image.shape[:2])
+        masks, outs = [], []
+        for choice in DEMO_CHOICES:
+            pipe = cache.get(cache.source_for(choice, None), BACKENDS.get(backend, "torch"))
+            r = pipe(image, ground_truth=gt, threshold=threshold)
+            masks.append(r.mask)
+            outs += [overlay(image, r.mask, gt), round(r.iou, 4) if r.metrics else None]
+        agreement = binary_metrics(masks[0], masks[1])["iou"]
+        return (*outs, disagreement(image, masks[0], masks[1]), round(agreement, 4))
+
+    with gr.Blocks(title="trus-hf: TRUS lesion segmentation") as demo:
+        gr.Markdown("# trus-hf: prostate lesion segmentation on TRUS\nUpload a transrectal ultrasound frame (PNG, JPG, "
+                    "BMP, TIFF or DICOM) and, optionally, its ground-truth mask. **Research software, not a medical "
+                    "device.** The demo models were trained on synthetic phantoms only.")
+        with gr.Row():
+            model_choice = gr.Dropdown([*DEMO_CHOICES, CUSTOM], value="Demo FPN", label="Model", elem_id="model")
+            custom_model = gr.Textbox(label="Hub ID or local folder (PyTorch or ONNX export)",
+                                      placeholder="org/trus-fpn or /path/to/model", elem_id="custom_model")
+            backend = gr.Radio(list(BACKENDS), value="PyTorch", label="Backend", elem_id="backend")
+            threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold", elem_id="threshold")
+        with gr.Row():
+            image_file = gr.File(label="TRUS image", file_types=[".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff",
+                                                                  ".dcm", ".dicom"], elem_id="image_file")
+            mask_file = gr.File(label="Ground-truth mask (optional)", file_types=[".png", ".bmp", ".tif", ".tiff"],
+                                elem_id="mask_file")
+        with gr.Tab("Segment"):
+            run = gr.Button("Segment", variant="primary", elem_id="segment")
+            with gr.Row():
+                overlay_out = gr.Image(label="Mask on the original image (red: prediction, green: ground truth)",
+                                       format="png", type="numpy", elem_id="overlay", interactive=False)
+                heat_out = gr.Image(label="Lesion probability", format="png", type="numpy", elem_id="heatmap",
+                                    interactive=False)
+            with gr.Row():
+                iou_out = gr.Number(label="IoU", elem_id="iou", interactive=False)
+                dice_out = gr.Number(label="Dice", elem_id="dice", interactive=False)
+                mask_out = gr.File(label="Mask (lossless PNG)", elem_id="mask_download")
+            info_out = gr.JSON(label="Details and timings", elem_id="details")
+            run.click(predict, [image_file, mask_file, model_choice, custom_model, backend, threshold],
+                      [overlay_out, heat_out, mask_out, iou_out, dice_out, info_out], api_name="predict")
+        with gr.Tab("Compare FPN vs Segformer"):
+            run_cmp = gr.Button("Compare", variant="primary", elem_id="compare")
+            with gr.Row():
+                fpn_img = gr.Image(label="Demo FPN", format="png", type="numpy", interactive=False)
+                seg_img = gr.Image(label="Demo Segformer", format="png", type="numpy", interactive=False)
+                diff_img = gr.Image(label="Disagreement (orange: FPN only, cyan: Segformer only)", format="png",
+                                    type="numpy", interactive=False)
+            with gr.Row():
+                fpn_iou = gr.Number(label="FPN IoU", elem_id="fpn_iou", interactive=False)
+                seg_iou = gr.Number(label="Segformer IoU", elem_id="seg_iou", interactive=False)
+                agree = gr.Number(label="FPN-Segformer agreement (IoU)", elem_id="agreement", interactive=False)
+            run_cmp.click(compare, [image_file, mask_file, backend, threshold],
+                          [fpn_img, fpn_iou, seg_img, seg_iou, diff_img, agree], api_name="compare")
+        gr.Examples(make_examples(), inputs=[image_file, mask_file], label="Synthetic TRUS frames with ground truth")
+    # Bounded memory under several users: two inferences at a time, a queue of at most 32 waiting.
+    demo.queue(default_concurrency_limit=2, max_size=32)
+    return demo
+
+
+def warm_up(cache: ModelCache) -> None:
+    """Load the demo models before the first request, so that the app is ready when it starts serving."""
+    for name in cache.demo:
+        cache.get(str(cache.demo[name]), "torch")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    t0 = time.time()
+    model_cache = ModelCache()
+    warm_up(model_cache)
+    app = build_demo(model_cache)
+    logger.info("ready in %.1f s", time.time() - t0)
+    app.launch(theme=THEME, max_file_size=MAX_FILE_BYTES, show_error=True)

@@ -1,0 +1,67 @@
+"""The app through a real client: gradio_client against the app served on a free local port."""
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return Client(served["url"], verbose=False)
+
+
+def test_predict_with_ground_truth(served, client):
+    d = served["dir"]
+    overlay, heat, mask_file, iou, dice, info = client.predict(
+        handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "Demo FPN", "", "PyTorch", 0.5,
+        api_name="/predict")
+    mask = np.asarray(Image.open(mask_file))
+    assert mask.shape == (300, 360) and set(np.unique(mask)) <= {0, 255}
+    assert Image.open(overlay).size == (360, 300) and Image.open(heat).size == (360, 300)
+    from trus_hf.metrics import binary_metrics
+
+    expected = binary_metrics(mask > 0, served["phantom"].lesion_mask)["iou"]
+    assert iou == pytest.approx(expected, abs=1e-3) and 0 <= dice <= 1
+    assert set(info) >= {"preprocess_ms", "inference_ms", "postprocess_ms", "lesion_pixels"}
+
+
+def test_predict_without_ground_truth_and_with_segformer(served, client):
+    out = client.predict(handle_file(str(served["dir"] / "frame.png")), None, "Demo Segformer", "", "PyTorch", 0.5,
+                         api_name="/predict")
+    assert out[3] is None and out[4] is None
+    assert np.asarray(Image.open(out[2])).shape == (300, 360)
+
+
+def test_compare_tab(served, client):
+    d = served["dir"]
+    fpn_img, fpn_iou, seg_img, seg_iou, diff, agreement = client.predict(
+        handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "PyTorch", 0.5,
+        api_name="/compare")
+    assert 0 <= fpn_iou <= 1 and 0 <= seg_iou <= 1 and 0 <= agreement <= 1
+    assert Image.open(diff).size == (360, 300)
+
+
+@pytest.mark.parametrize("image, mask, model, custom, message", [
+    ("notes.png", None, "Demo FPN", "", "unsupported or unrecognised image format"),
+    ("frame.png", "small_mask.png", "Demo FPN", "", "is 10x10 but the image is 360x300"),
+    ("frame.png", None, "Hub ID or local folder", "no-such-org/no-such-model", "Cannot load model"),
+    ("frame.png", None, "Hub ID or local folder", "", "Enter a Hub model ID"),
+])
+def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(served, client, image, mask, model, custom,
+                                                                     message):
+    d = served["dir"]
+    with pytest.raises(Exception, match=message):
+        client.predict(handle_file(str(d / image)), handle_file(str(d / mask)) if mask else None, model, custom,
+                       "PyTorch", 0.5, api_name="/predict")
+    ok = client.predict(handle_file(str(d / "frame.png")), None, "Demo FPN", "", "PyTorch", 0.5, api_name="/predict")
+    assert ok[2] is not None
+
+
+def test_onnx_backend_matches_pytorch(served, client):
+    d = served["dir"]
+    args = (handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "Demo Segformer", "")
+    torch_out = client.predict(*args, "PyTorch", 0.5, api_name="/predict")
+    onnx_out = client.predict(*args, "ONNX Runtime", 0.5, api_name="/predict")
+    assert onnx_out[5]["backend"] == "ONNX Runtime"
+    assert onnx_out[3] == pytest.approx(torch_out[3], abs=1e-3)
