@@ -62,7 +62,8 @@ class ModelCache:
             raise gr.Error("Enter a Hub model ID (org/name) or a local model folder in the text box")
         return custom.strip()
 
-    def _onnx_folder(self, source: str) -> str:
+    def onnx_folder(self, source: str) -> str:
+        """An ONNX export of a PyTorch model folder, made once and cached (an ONNX folder or Hub ID as is)."""
         folder = Path(source)
         if (folder / "model.onnx").is_file() or not folder.is_dir():
             return source
@@ -81,7 +82,7 @@ class ModelCache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
             try:
-                path = self._onnx_folder(source) if backend == "onnx" else source
+                path = self.onnx_folder(source) if backend == "onnx" else source
                 pipe = SegmentationPipeline.from_pretrained(path, backend=backend, device="cpu")
             except gr.Error:
                 raise

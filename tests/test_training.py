@@ -54,33 +54,44 @@ def test_segformer_kfold_writes_summary_and_fold_models_form_an_ensemble(tmp_pat
     assert len(pipe.models) == 2 and pipe(generate_phantom(1, (70, 70)).image).mask.shape == (70, 70)
 
 
-def test_kill_9_mid_training_then_resume_finishes_with_a_valid_best_checkpoint(tmp_path):
+def test_kill_9_at_three_random_moments_then_resume_finishes_cleanly(tmp_path):
+    """kill -9 three times at random moments (after a random number of checkpoints, at a random point of the next
+    epoch), resuming each time: the history continues without gaps, the final checkpoint loads, no partial files."""
+    import random
+
+    rng = random.Random(1234)
     out = tmp_path / "resume"
-    args = [sys.executable, str(ROOT / "train_fpn.py"), "--output_dir", str(out), "--epochs", "12", *TINY, *FPN]
+    epochs = 14
+    args = [sys.executable, str(ROOT / "train_fpn.py"), "--output_dir", str(out), "--epochs", str(epochs), *TINY, *FPN]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = out / "checkpoints" / "last" / "trainer_state.json"
-    deadline = time.time() + 240
-    killed_at = None
-    while time.time() < deadline and proc.poll() is None:
-        if state_file.is_file():
-            try:
-                epoch = json.loads(state_file.read_text())["epoch"]
-            except (json.JSONDecodeError, KeyError):  # must never happen: writes are atomic
-                pytest.fail("trainer_state.json was observed half-written")
-            if epoch >= 3:
-                time.sleep(0.3)  # land inside the next epoch
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_at = epoch
-                break
-        time.sleep(0.05)
-    proc.wait(timeout=30)
-    assert killed_at is not None, "training finished or stalled before it could be killed"
-    r = run("train_fpn.py", "--output_dir", str(out), "--epochs", "12", "--resume", "true", *TINY, *FPN)
+    kills = []
+    for attempt in range(3):
+        proc = subprocess.Popen(args + (["--resume", "true"] if attempt else []), cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start_epoch = json.loads(state_file.read_text())["epoch"] if state_file.is_file() else 0
+        target = start_epoch + rng.randint(1, 2)
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if state_file.is_file():
+                try:
+                    epoch = json.loads(state_file.read_text())["epoch"]
+                except (json.JSONDecodeError, KeyError):  # must never happen: writes are atomic
+                    pytest.fail("trainer_state.json was observed half-written")
+                if epoch >= target:
+                    time.sleep(rng.uniform(0.0, 0.8))  # somewhere inside the next epoch (or its checkpoint write)
+                    os.kill(proc.pid, signal.SIGKILL)
+                    kills.append(epoch)
+                    break
+            time.sleep(0.02)
+        proc.wait(timeout=30)
+        assert len(kills) == attempt + 1, "training finished or stalled before it could be killed"
+    r = run("train_fpn.py", "--output_dir", str(out), "--epochs", str(epochs), "--resume", "true", *TINY, *FPN)
     assert r.returncode == 0, r.stderr[-3000:]
     history = json.loads((out / "metrics.json").read_text())
-    assert [h["epoch"] for h in history] == list(range(1, 13))  # continued, not restarted
+    assert [h["epoch"] for h in history] == list(range(1, epochs + 1))  # continued, never restarted or duplicated
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".old-" in p.name]
     assert not leftovers, leftovers
-    model, _ = load_model(out / "checkpoints" / "best")
-    assert torch.isfinite(model(torch.randn(1, 3, 64, 64)).logits).all()
+    for folder in (out / "checkpoints" / "best", out / "model"):
+        model, _ = load_model(folder)
+        assert torch.isfinite(model(torch.randn(1, 3, 64, 64)).logits).all()
