@@ -69,6 +69,18 @@ class Handler(BaseHTTPRequestHandler):
     def _repo(self, rtype: str, rid: str):
         return self.state.repos.get((rtype, rid))
 
+    def _lookup(self, rtype: str, rid: str, rev: str) -> tuple[dict, str] | None:
+        """(repo, commit sha) for a repo and a branch or commit; otherwise sends the Hub's 404 and returns None."""
+        repo = self._repo(rtype, rid)
+        if repo is None:
+            self._error(404, "Repository not found", "RepoNotFound")
+            return None
+        sha = self._resolve_rev(repo, rev)
+        if sha is None:
+            self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            return None
+        return repo, sha
+
     def _resolve_rev(self, repo: dict, rev: str) -> str | None:
         rev = unquote(rev)
         if rev in repo["branches"]:
@@ -209,24 +221,20 @@ class Handler(BaseHTTPRequestHandler):
         return entry
 
     def _info(self, rtype, rid, rev):
-        repo = self._repo(rtype, rid)
-        if repo is None:
-            return self._error(404, "Repository not found", "RepoNotFound")
-        sha = self._resolve_rev(repo, rev)
-        if sha is None:
-            return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        found = self._lookup(rtype, rid, rev)
+        if found is None:
+            return
+        repo, sha = found
         files = repo["commits"][sha]
         self._send(200, {"id": rid, "_id": rid, "sha": sha, "private": False, "disabled": False, "gated": False,
                          "siblings": [{"rfilename": p} for p in sorted(files)], "tags": [], "downloads": 0,
                          "likes": 0, "lastModified": "2026-11-29T00:00:00.000Z", "createdAt": "2026-11-29T00:00:00.000Z"})
 
     def _tree(self, rtype, rid, rev):
-        repo = self._repo(rtype, rid)
-        if repo is None:
-            return self._error(404, "Repository not found", "RepoNotFound")
-        sha = self._resolve_rev(repo, rev)
-        if sha is None:
-            return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        found = self._lookup(rtype, rid, rev)
+        if found is None:
+            return
+        repo, sha = found
         files = repo["commits"][sha]
         entries, dirs = [], set()
         for p in sorted(files):
@@ -239,10 +247,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, entries)
 
     def _paths_info(self, rtype, rid, rev):
-        repo = self._repo(rtype, rid)
-        if repo is None:
-            return self._error(404, "Repository not found", "RepoNotFound")
-        sha = self._resolve_rev(repo, rev)
+        found = self._lookup(rtype, rid, rev)
+        if found is None:
+            return
+        repo, sha = found
         body = self._body()
         ctype = self.headers.get("Content-Type", "")
         paths = json.loads(body)["paths"] if "json" in ctype else parse_qs(body.decode()).get("paths", [])
@@ -250,12 +258,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, [self._file_entry(p, files[p]) for p in paths if p in files])
 
     def _resolve(self, rtype, rid, rev, path, head):
-        repo = self._repo(rtype, rid)
-        if repo is None:
-            return self._error(404, "Repository not found", "RepoNotFound")
-        sha = self._resolve_rev(repo, rev)
-        if sha is None:
-            return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        found = self._lookup(rtype, rid, rev)
+        if found is None:
+            return
+        repo, sha = found
         f = repo["commits"][sha].get(path)
         if f is None:
             return self._error(404, f"Entry not found: {path}", "EntryNotFound")

@@ -136,3 +136,16 @@ def test_busbra_loads_with_case_groups_and_official_folds():
     assert all(len(f) == 1 for f in fold_of_group.values())  # the official folds never split a case
     m = np.asarray(ds[0]["mask"])
     assert set(np.unique(m)) == {0, 1}
+
+
+def test_folder_with_dicom_images_decodes(tmp_path):
+    from test_prepare import write_dicom
+
+    ph = generate_phantom(1, (64, 80))
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    write_dicom(tmp_path / "images" / "frame.dcm", ph.image[None])
+    Image.fromarray(ph.gland_mask * 255).save(tmp_path / "masks" / "frame.png")
+    item = load_dataset(tmp_path)["train"][0]
+    assert np.array_equal(np.asarray(item["image"]), ph.image)
+    assert np.array_equal(np.asarray(item["mask"]), ph.gland_mask)

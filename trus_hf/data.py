@@ -77,29 +77,32 @@ class DataReport:
 
 
 # ----------------------------------------------------------------------------------------------- pair validation
-def _png_bytes(mask01: np.ndarray) -> bytes:
+def _png_bytes(arr: np.ndarray) -> bytes:
+    """Lossless PNG of a uint8/uint16 image or a 0/1 mask."""
     buf = io.BytesIO()
-    Image.fromarray(mask01.astype(np.uint8)).save(buf, format="PNG")
+    Image.fromarray(arr if arr.dtype in (np.uint8, np.uint16) else arr.astype(np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def _validated_row(image_path: Path, mask: np.ndarray | Path | None, group: str, source: str,
                    report: DataReport, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Read and check one pair; returns a dataset row, or None after recording why it was skipped."""
-    try:
-        with Image.open(image_path) as im:
-            size = im.size  # header only: cheap; full decode happens when the dataset is used
-        if size[0] * size[1] == 0:
-            raise ValueError("image has zero size")
-    except Exception as exc:
-        if image_path.suffix.lower() in DICOM_EXTENSIONS:
-            try:
-                arr = read_image(image_path)
-                size = (arr.shape[1], arr.shape[0])
-            except ValueError as exc2:
-                report.skip(image_path, f"unreadable image: {exc2}")
-                return None
-        else:
+    image_value: Any = str(image_path)
+    if image_path.suffix.lower() in DICOM_EXTENSIONS:
+        # datasets' Image feature cannot decode DICOM: store the decoded frame as a lossless (8/16-bit) PNG.
+        try:
+            arr = read_image(image_path)
+        except ValueError as exc:
+            report.skip(image_path, f"unreadable image: {exc}")
+            return None
+        size = (arr.shape[1], arr.shape[0])
+        image_value = {"bytes": _png_bytes(arr), "path": None}
+    else:
+        try:
+            with Image.open(image_path) as im:
+                size = im.size  # header only: cheap; full decode happens when the dataset is used
+                im.verify()
+        except Exception as exc:
             report.skip(image_path, f"unreadable image: {exc.__class__.__name__}: {exc}")
             return None
     if mask is None:
@@ -115,7 +118,7 @@ def _validated_row(image_path: Path, mask: np.ndarray | Path | None, group: str,
     if (m.shape[1], m.shape[0]) != size:
         report.skip(mask_name, f"size mismatch: image {size[0]}x{size[1]}, mask {m.shape[1]}x{m.shape[0]}")
         return None
-    row = {"image": str(image_path), "mask": {"bytes": _png_bytes(m), "path": None}, "group": group,
+    row = {"image": image_value, "mask": {"bytes": _png_bytes(m), "path": None}, "group": group,
            "source": source, "file": image_path.name}
     row.update(extra or {})
     return row

@@ -260,7 +260,7 @@ def _split_data(dsd: datasets.DatasetDict, args: TrainingArguments) -> tuple[dat
 def _load(args: TrainingArguments) -> datasets.DatasetDict:
     extra = [args.fold_column] if args.fold_column else []
     return load_dataset(args.data, format=args.data_format, strict=not args.skip_invalid, mask_suffix=args.mask_suffix,
-                        extra_columns=extra) if not args.data.startswith("synthetic:") else load_dataset(args.data)
+                        extra_columns=extra)
 
 
 def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datasets.Dataset | None = None,
