@@ -57,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, str(v))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not head:
+        if not head and self.command != "HEAD":  # a HEAD answer never carries a body, errors included
             self.wfile.write(body)
 
     def _error(self, code: int, message: str, error_code: str | None = None):
@@ -118,7 +118,9 @@ class Handler(BaseHTTPRequestHandler):
                 return (self._preupload if m.group(3) == "preupload" else self._commit)(m.group(1), m.group(2), m.group(4))
             m = re.match(r"^/api/(model|dataset)s/(.+?)/tree/([^/]+)(/.*)?$", path)
             if m and method == "GET":
-                return self._tree(m.group(1), m.group(2), m.group(3))
+                recursive = parse_qs(url.query).get("recursive", ["false"])[0].lower() in ("1", "true")
+                return self._tree(m.group(1), m.group(2), m.group(3), unquote((m.group(4) or "").strip("/")),
+                                  recursive)
             m = re.match(r"^/api/(model|dataset)s/(.+?)/paths-info/([^/]+)$", path)
             if m and method == "POST":
                 return self._paths_info(m.group(1), m.group(2), m.group(3))
@@ -230,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
                          "siblings": [{"rfilename": p} for p in sorted(files)], "tags": [], "downloads": 0,
                          "likes": 0, "lastModified": "2026-11-29T00:00:00.000Z", "createdAt": "2026-11-29T00:00:00.000Z"})
 
-    def _tree(self, rtype, rid, rev):
+    def _tree(self, rtype, rid, rev, prefix="", recursive=False):
         found = self._lookup(rtype, rid, rev)
         if found is None:
             return
@@ -244,6 +246,11 @@ class Handler(BaseHTTPRequestHandler):
             entries.append(self._file_entry(p, files[p]))
         entries += [{"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0}
                     for d in sorted(dirs)]
+        if prefix and prefix not in dirs:
+            return self._error(404, f"Entry not found: {prefix}", "EntryNotFound")
+        base = prefix + "/" if prefix else ""
+        entries = [e for e in entries if e["path"].startswith(base)
+                   and (recursive or "/" not in e["path"][len(base):])]
         self._send(200, entries)
 
     def _paths_info(self, rtype, rid, rev):

@@ -61,3 +61,42 @@ def test_push_then_load_by_hub_id_gives_identical_logits(saved_models, tmp_path)
     for expected in ("POST /api/validate-yaml", "POST /api/models/trus-org/tiny-fpn/preupload/main",
                      "POST /trus-org/tiny-fpn.git/info/lfs/objects/batch", "POST /api/models/trus-org/tiny-fpn/commit/main"):
         assert expected in requests, expected
+
+
+DATASET_CLIENT = textwrap.dedent('''
+    import sys
+    import numpy as np
+    from PIL import Image
+    from pathlib import Path
+    from trus_hf.cli import main
+    from trus_hf.data import load_dataset
+    from trus_hf.synthetic import generate_phantom
+    root = Path(sys.argv[1])
+    for sub in ("images", "masks"):
+        (root / "export" / sub).mkdir(parents=True)
+    for i in range(4):
+        ph = generate_phantom(i, (64, 72))
+        Image.fromarray(ph.image).save(root / "export" / "images" / f"c{i}.png")
+        Image.fromarray(ph.gland_mask * 255).save(root / "export" / "masks" / f"c{i}.png")
+    assert main(["import-labels", str(root / "export"), "--format", "folder", "--out", str(root / "ds"),
+                 "--test-size", "0.5", "--push-to-hub", "trus-org/phantoms"]) == 0
+    local = load_dataset(root / "ds" / "dataset")
+    remote = load_dataset("trus-org/phantoms")
+    assert sorted(remote) == sorted(local) == ["test", "train"]
+    for split in local:
+        assert sorted(remote[split]["file"]) == sorted(local[split]["file"])
+        a = {r["file"]: np.asarray(r["mask"]) for r in local[split]}
+        b = {r["file"]: np.asarray(r["mask"]) for r in remote[split]}
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    print("DATASET-OK")
+''')
+
+
+def test_dataset_push_then_load_by_hub_id(tmp_path):
+    with LocalHub() as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
+               "HF_DATASETS_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf_home"), "HF_TOKEN": "hf_test_token"}
+        r = subprocess.run([sys.executable, "-c", DATASET_CLIENT, str(tmp_path)], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and "DATASET-OK" in r.stdout, r.stderr[-4000:]
+        assert any(req.startswith("POST /api/datasets/trus-org/phantoms/commit/") for req in hub.state.requests)
