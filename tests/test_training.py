@@ -95,3 +95,14 @@ def test_kill_9_at_three_random_moments_then_resume_finishes_cleanly(tmp_path):
     for folder in (out / "checkpoints" / "best", out / "model"):
         model, _ = load_model(folder)
         assert torch.isfinite(model(torch.randn(1, 3, 64, 64)).logits).all()
+
+
+def test_preview_augmentations_writes_a_grid_and_trains_nothing(tmp_path):
+    out = tmp_path / "preview"
+    r = run("train_segformer.py", "--output_dir", str(out), "--preview_augmentations", "6", *TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from PIL import Image
+
+    grid = Image.open(out / "augmentations.png")
+    assert grid.size[0] > 400 and grid.size[1] > 300
+    assert not (out / "model").exists()

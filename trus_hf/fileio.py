@@ -175,6 +175,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the final folder gets ordinary permissions
     try:
         yield tmp
+        for f in tmp.rglob("*"):  # some writers (safetensors) create 0600 files; the folder gets ordinary modes
+            os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~umask)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"

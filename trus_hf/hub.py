@@ -35,14 +35,15 @@ def render_model_card(config: TrusSegConfig, processor: Any = None, metrics: dic
                        dataset_split=eval_split, metric_type=key, metric_name=name, metric_value=round(float(metrics[key]), 4))
             for key, name in (("mean_iou", "IoU"), ("mean_dice", "Dice")) if key in metrics
         ]
+    model_name = repo_id.split("/")[-1] if repo_id != MODEL_ID_PLACEHOLDER else f"trus-hf-{config.architecture}"
     data = ModelCardData(
         license=license, library_name="trus-hf", pipeline_tag="image-segmentation",
         tags=["medical-imaging", "ultrasound", "trus", "prostate", "segmentation", config.architecture],
         datasets=[dataset_name] if dataset_name != "unspecified" else None,
-        model_name=repo_id.split("/")[-1], eval_results=eval_results,
+        model_name=model_name, eval_results=eval_results,
     )
     card = ModelCard.from_template(
-        data, template_path=str(MODEL_CARD_TEMPLATE), model_name=repo_id.split("/")[-1], repo_id=repo_id,
+        data, template_path=str(MODEL_CARD_TEMPLATE), model_name=model_name, repo_id=repo_id,
         description=config.description, architecture=config.architecture, label=config.label, config=config,
         metrics=metrics, dataset_name=dataset_name, eval_split=eval_split, training=training,
         fold_summary=fold_summary, note=note, processor=processor.to_dict(),
