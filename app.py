@@ -73,7 +73,7 @@ class ModelCache:
         key = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
         target = self.onnx_dir / key
         if not (target / "model.onnx").is_file():
-            export_onnx(folder, target, check_parity=False)
+            export_onnx(folder, target, verify=False)
         return str(target)
 
     def get(self, source: str, backend: str) -> SegmentationPipeline:

@@ -94,7 +94,7 @@ def main():
         model = model.to(memory_format=torch.contiguous_format)
         folder = tmp / name
         model.save_pretrained(folder / "pt", processor=proc)
-        export_onnx(folder / "pt", folder / "onnx", int8=True, calibration_size=8, check_parity=False)
+        export_onnx(folder / "pt", folder / "onnx", int8=True, calibration_size=8, verify=False)
         ort32 = OnnxSegmentationModel(folder / "onnx" / "model.onnx", model.config, intra_op_num_threads=2)
         ort8 = OnnxSegmentationModel(folder / "onnx" / "model_int8.onnx", model.config, intra_op_num_threads=2)
         o32 = median_ms(lambda: ort32(x), a.runs)

@@ -125,7 +125,7 @@ def cmd_export_onnx(a: argparse.Namespace) -> None:
     from .export import export_onnx
 
     info = export_onnx(a.model, a.out, opset=a.opset, int8=a.int8, calibration_data=a.calibration_data,
-                       calibration_size=a.calibration_size, check_parity=not a.no_check)
+                       calibration_size=a.calibration_size, verify=not a.no_check)
     print(json.dumps(info, indent=1))
 
 

@@ -12,6 +12,7 @@ multiples of 32).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ from .metrics import binary_metrics
 
 __all__ = ["check_parity", "export_onnx", "quantize_int8"]
 
+logger = logging.getLogger(__name__)
+
 
 class _LogitsOnly(nn.Module):
     def __init__(self, model: nn.Module):
@@ -37,7 +40,7 @@ class _LogitsOnly(nn.Module):
         return self.model(pixel_values).logits
 
 
-def _parity_frames(processor: TrusImageProcessor, n: int = 3) -> list[np.ndarray]:
+def _parity_frames(n: int = 3) -> list[np.ndarray]:
     from .synthetic import generate_phantom
 
     # Odd sizes on purpose: none is a multiple of 32.
@@ -57,9 +60,7 @@ def _torch_export(model: nn.Module, path: Path, example: torch.Tensor, opset: in
         prog.save(str(path), external_data=False)
         return "dynamo"
     except Exception as exc:  # fall back to the TorchScript exporter, which handles dynamic axes for both models
-        import logging
-
-        logging.getLogger(__name__).warning("dynamo export failed (%s); using the TorchScript exporter", exc)
+        logger.warning("dynamo export failed (%s); using the TorchScript exporter", exc)
         torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=["pixel_values"], output_names=["logits"],
                           dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
@@ -71,11 +72,10 @@ def check_parity(torch_model: nn.Module, onnx_path: str | Path, processor: TrusI
                  frames: list[np.ndarray] | None = None) -> dict[str, float]:
     """Max |logit difference| and thresholded-mask IoU agreement between PyTorch and ONNX Runtime, through the same
     prediction pipeline, on frames whose sizes are not multiples of 32; plus a second canvas size (dynamic H/W)."""
-    from .configuration import TrusSegConfig  # noqa: F401  (type only)
     from .models.onnx_runtime import OnnxSegmentationModel
     from .pipeline import SegmentationPipeline
 
-    frames = frames or _parity_frames(processor)
+    frames = frames or _parity_frames()
     ort_model = OnnxSegmentationModel(onnx_path, torch_model.config)
     pt = SegmentationPipeline(torch_model, processor, device="cpu", batch_size=len(frames))
     ox = SegmentationPipeline(ort_model, processor, batch_size=len(frames))
@@ -140,10 +140,11 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, processor: TrusIm
 
 def export_onnx(model: str | Path | Any, out_dir: str | Path, processor: TrusImageProcessor | None = None,
                 opset: int = 18, int8: bool = False, calibration_data: str | None = None, calibration_size: int = 16,
-                check_parity: bool = True, tolerance: float = 1e-3) -> dict[str, Any]:
+                verify: bool = True, tolerance: float = 1e-3) -> dict[str, Any]:
     """Export a model (folder, Hub ID, or a loaded model + ``processor``) to a self-contained ONNX folder.
 
-    Raises `ValueError` when the ONNX model disagrees with PyTorch beyond ``tolerance`` or when masks agree below
+    With ``verify`` (default) the export is checked against PyTorch (`check_parity`); raises `ValueError` when the
+    ONNX model disagrees with PyTorch beyond ``tolerance`` or when masks agree below
     IoU 0.999.
     """
     import onnx
@@ -176,8 +177,8 @@ def export_onnx(model: str | Path | Any, out_dir: str | Path, processor: TrusIma
         else:
             (tmp / "README.md").write_text(render_model_card(model.config, processor))
         info["size_mb"] = round((tmp / "model.onnx").stat().st_size / 2**20, 2)
-        if check_parity:
-            parity = globals()["check_parity"](model, tmp / "model.onnx", processor)
+        if verify:
+            parity = check_parity(model, tmp / "model.onnx", processor)
             info["parity"] = parity
             if parity["max_abs_logit_diff"] > tolerance or parity["max_abs_logit_diff_other_size"] > tolerance \
                     or parity["min_mask_iou_agreement"] < 0.999:

@@ -61,7 +61,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return (labels == best).astype(np.uint8)
 
 
-def _load_input(item: Any, what: str, max_pixels: int) -> tuple[Any, str | None]:
+def _load_input(item: Any, max_pixels: int) -> tuple[Any, str | None]:
     if isinstance(item, (str, Path)):
         return read_image(item, max_pixels=max_pixels), str(item)
     return item, None
@@ -138,7 +138,7 @@ class SegmentationPipeline:
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
             t0 = time.perf_counter()
-            loaded = [_load_input(x, "image", self.processor.max_pixels) for x in chunk]
+            loaded = [_load_input(x, self.processor.max_pixels) for x in chunk]
             batch = self.processor([a for a, _ in loaded])
             t1 = time.perf_counter()
             logits = self.logits(batch["pixel_values"])
