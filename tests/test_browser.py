@@ -22,7 +22,9 @@ def test_upload_image_and_mask_click_and_read_the_iou(served, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(served["url"], wait_until="domcontentloaded")
+        requested = []
+        page.on("request", lambda req: requested.append(req.url))
+        page.goto(served["url"], wait_until="networkidle")
         page.locator("#image_file input[type=file]").set_input_files(str(d / "frame.png"))
         page.locator("#mask_file input[type=file]").set_input_files(str(d / "frame_mask.png"))
         page.locator("#segment").click()
@@ -31,8 +33,10 @@ def test_upload_image_and_mask_click_and_read_the_iou(served, tmp_path):
         expect(page.locator("#overlay img")).to_be_visible(timeout=30_000)
         shown = float(iou_box.input_value())
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-        shutil.copy(tmp_path / "app.png", served["dir"] / "browser_screenshot.png")
         browser.close()
+    # works offline: the page asked nothing of any host but the app itself (no web fonts, CDNs or analytics)
+    outside = [u for u in requested if not u.startswith((served["url"], "data:", "blob:"))]
+    assert not outside, outside[:5]
     # the value shown equals the pipeline's IoU for the same image, model and threshold
     pipe = served["cache"].get(str(served["cache"].demo["fpn"]), "torch")
     expected = pipe(served["phantom"].image, ground_truth=served["phantom"].lesion_mask, threshold=0.5).iou

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "atomic_dir", "atomic_file", "read_image", "read_mask",
-           "write_png"]
+           "remove_stale_temporaries", "write_png"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_EXTENSIONS = (".dcm", ".dicom")
@@ -187,3 +187,21 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete what `atomic_file` / `atomic_dir` leave behind when a process is killed mid-write (``kill -9`` runs no
+    cleanup): hidden ``.<name>.<random>.tmp`` files and folders and ``.<name>.old-<pid>`` folders. Call it before
+    resuming in ``folder``; the real files are never partial, only these temporaries can remain."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in sorted(folder.rglob(".*"), key=lambda q: len(q.parts), reverse=True):
+        if p.name.endswith(".tmp") or ".old-" in p.name:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

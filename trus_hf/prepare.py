@@ -22,7 +22,8 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from .fileio import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, atomic_file, read_dicom_frames, read_image, write_png
+from .fileio import (DICOM_EXTENSIONS, IMAGE_EXTENSIONS, atomic_file, read_dicom_frames, read_image,
+                     remove_stale_temporaries, write_png)
 from .image_processing import detect_ultrasound_roi, to_gray_float
 
 __all__ = ["PrepareReport", "VIDEO_EXTENSIONS", "export_for_labeling", "import_labels", "prepare_frames"]
@@ -124,6 +125,7 @@ def prepare_frames(raw_dir: str | Path, out_dir: str | Path, every: int = 1, on_
     existing: list[dict[str, str]] = []
     if manifest_path.exists():
         if resume:
+            remove_stale_temporaries(out)
             with open(manifest_path, newline="") as f:
                 existing = list(csv.DictReader(f))
         elif not overwrite:

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from .augment import build_augmentations, preview_augmentations
 from .configuration import TrusSegConfig
 from .data import group_kfold, group_train_test_split, load_dataset
-from .fileio import atomic_dir, atomic_file
+from .fileio import atomic_dir, atomic_file, remove_stale_temporaries
 from .hub import MODEL_ID_PLACEHOLDER
 from .image_processing import TrusImageProcessor, to_gray_float
 from .metrics import aggregate, binary_metrics
@@ -277,6 +277,9 @@ def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datase
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    if accelerator.is_main_process:
+        for stale in remove_stale_temporaries(out):
+            logger.info("removed %s left by an interrupted run", stale)
     set_seed(args.seed)
     processor = args.processor()
 
