@@ -150,7 +150,7 @@ def make_examples(n: int = 3) -> list[list[str]]:
 
     folder = Path(tempfile.gettempdir()) / "trus-hf-examples"
     rows = []
-    for seed in (11, 23, 42)[:n]:
+    for seed in (3, 11, 17)[:n]:  # frames with lesions; seeds without one show only an empty mask
         img, msk = folder / f"phantom_{seed}.png", folder / f"phantom_{seed}_mask.png"
         if not (img.is_file() and msk.is_file()):
             ph = generate_phantom(seed, (384, 448))

@@ -69,7 +69,7 @@ def served(tmp_path_factory):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 theme=trus_app.THEME, max_file_size=trus_app.MAX_FILE_BYTES)
     folder = tmp_path_factory.mktemp("inputs")
-    ph = generate_phantom(42, (300, 360))
+    ph = generate_phantom(3, (300, 360))  # two lesions: the IoU checks compare real masks
     Image.fromarray(ph.image).save(folder / "frame.png")
     Image.fromarray(ph.lesion_mask * 255).save(folder / "frame_mask.png")
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder / "small_mask.png")

@@ -28,9 +28,11 @@ def test_upload_image_and_mask_click_and_read_the_iou(served, tmp_path):
         page.locator("#image_file input[type=file]").set_input_files(str(d / "frame.png"))
         page.locator("#mask_file input[type=file]").set_input_files(str(d / "frame_mask.png"))
         page.locator("#segment").click()
+        # The number box shows "0" until a result arrives: wait for the overlay and for the progress to end.
+        expect(page.locator("#overlay img")).to_be_visible(timeout=60_000)
+        expect(page.locator("#iou .progress-text, #iou .eta-bar")).to_have_count(0, timeout=30_000)
         iou_box = page.locator("#iou input")
-        expect(iou_box).not_to_have_value("", timeout=60_000)
-        expect(page.locator("#overlay img")).to_be_visible(timeout=30_000)
+        expect(iou_box).not_to_have_value("0", timeout=10_000)
         shown = float(iou_box.input_value())
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         browser.close()
