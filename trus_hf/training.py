@@ -333,6 +333,8 @@ def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datase
         for step, batch in enumerate(bar):
             if args.max_steps_per_epoch and step >= args.max_steps_per_epoch:
                 break
+            if args.max_train_minutes and losses and time.time() - start_time > args.max_train_minutes * 60:
+                break  # the budget ends inside an epoch: validate and save what was learned so far
             with accelerator.autocast():
                 loss = model(**batch).loss
             accelerator.backward(loss)
