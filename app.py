@@ -26,7 +26,7 @@ import numpy as np
 
 from trus_hf import SegmentationPipeline
 from trus_hf.demo import DEMO_MODELS_DIR, demo_model_paths
-from trus_hf.fileio import read_image
+from trus_hf.fileio import read_image, write_png
 from trus_hf.image_processing import TrusImageProcessor
 from trus_hf.metrics import binary_metrics
 from trus_hf.synthetic import generate_phantom
@@ -132,12 +132,17 @@ MASK_DIR = Path(tempfile.gettempdir()) / "trus-hf-masks"
 KEEP_MASKS = 256
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # pruned by a concurrent request
+        return 0.0
+
+
 def _save_mask(mask: np.ndarray, stem: str) -> str:
     """The mask as a lossless PNG for download; only the newest KEEP_MASKS files are kept on disk."""
-    from trus_hf.fileio import write_png
-
     MASK_DIR.mkdir(parents=True, exist_ok=True)
-    old = sorted(MASK_DIR.glob("*.png"), key=lambda p: p.stat().st_mtime)
+    old = sorted(MASK_DIR.glob("*.png"), key=_mtime)
     for stale in old[: max(0, len(old) - KEEP_MASKS + 1)]:
         stale.unlink(missing_ok=True)
     out = MASK_DIR / f"{Path(stem).stem}_{uuid.uuid4().hex[:8]}_mask.png"
@@ -146,8 +151,6 @@ def _save_mask(mask: np.ndarray, stem: str) -> str:
 
 def make_examples(n: int = 3) -> list[list[str]]:
     """Synthetic frames with their ground truth, written once to a temporary folder (never the working dir)."""
-    from trus_hf.fileio import write_png
-
     folder = Path(tempfile.gettempdir()) / "trus-hf-examples"
     rows = []
     for seed in (3, 11, 17)[:n]:  # frames with lesions; seeds without one show only an empty mask
