@@ -74,5 +74,6 @@ def served(tmp_path_factory):
     Image.fromarray(ph.lesion_mask * 255).save(folder / "frame_mask.png")
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder / "small_mask.png")
     (folder / "notes.png").write_text("this is text, not an image")
+    Image.fromarray(np.zeros((5000, 6000), np.uint8)).save(folder / "huge.png")  # 30 MP, a few kB compressed
     yield {"url": f"http://127.0.0.1:{port}", "dir": folder, "phantom": ph, "cache": cache}
     demo.close()

@@ -45,6 +45,7 @@ def test_compare_tab(served, client):
 @pytest.mark.parametrize("image, mask, model, custom, message", [
     ("notes.png", None, "Demo FPN", "", "unsupported or unrecognised image format"),
     ("frame.png", "small_mask.png", "Demo FPN", "", "is 10x10 but the image is 360x300"),
+    ("huge.png", None, "Demo FPN", "", "6000x5000 pixels exceeds the limit of 25000000"),
     ("frame.png", None, "Hub ID or local folder", "no-such-org/no-such-model", "Cannot load model"),
     ("frame.png", None, "Hub ID or local folder", "", "Enter a Hub model ID"),
 ])
