@@ -21,6 +21,7 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
+import cv2
 import gradio as gr
 import numpy as np
 
@@ -128,8 +129,8 @@ def _read_ground_truth(file, shape: tuple[int, int]) -> np.ndarray | None:
     return gt
 
 
-MASK_DIR = Path(tempfile.gettempdir()) / "trus-hf-masks"
-KEEP_MASKS = 256
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "trus-hf-outputs"
+KEEP_OUTPUTS = 512
 
 
 def _mtime(path: Path) -> float:
@@ -139,14 +140,19 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _save_mask(mask: np.ndarray, stem: str) -> str:
-    """The mask as a lossless PNG for download; only the newest KEEP_MASKS files are kept on disk."""
-    MASK_DIR.mkdir(parents=True, exist_ok=True)
-    old = sorted(MASK_DIR.glob("*.png"), key=_mtime)
-    for stale in old[: max(0, len(old) - KEEP_MASKS + 1)]:
+def _save_png(array: np.ndarray, stem: str, kind: str) -> str:
+    """A lossless PNG of an output, written with fast compression (PIL's default took 55 ms for a 640x480 overlay,
+    OpenCV at level 1 a few ms) and returned as a path so that Gradio does not encode it again. Only the newest
+    KEEP_OUTPUTS files are kept on disk."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    old = sorted(OUTPUT_DIR.glob("*.png"), key=_mtime)
+    for stale in old[: max(0, len(old) - KEEP_OUTPUTS + 1)]:
         stale.unlink(missing_ok=True)
-    out = MASK_DIR / f"{Path(stem).stem}_{uuid.uuid4().hex[:8]}_mask.png"
-    return str(write_png(out, mask * 255))
+    out = OUTPUT_DIR / f"{Path(stem).stem}_{uuid.uuid4().hex[:8]}_{kind}.png"
+    img = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    if not cv2.imwrite(str(out), img, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise gr.Error(f"could not write {out}")
+    return str(out)
 
 
 def make_examples(n: int = 3) -> list[list[str]]:
@@ -181,8 +187,9 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 "postprocess_ms": round(t["postprocess"], 1)}
         iou = round(result.iou, 4) if result.metrics else None
         dice = round(result.dice, 4) if result.metrics else None
-        return (overlay(image, result.mask, gt), heatmap(result.probabilities), _save_mask(result.mask, name),
-                iou, dice, info)
+        return (_save_png(overlay(image, result.mask, gt), name, "overlay"),
+                _save_png(heatmap(result.probabilities), name, "probability"),
+                _save_png(result.mask * 255, name, "mask"), iou, dice, info)
 
     def compare(image_file, mask_file, backend, threshold):
         image, name = _read_upload(image_file, "image")
@@ -192,9 +199,10 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
             pipe = cache.get(cache.source_for(choice, None), BACKENDS.get(backend, "torch"))
             r = pipe(image, ground_truth=gt, threshold=threshold)
             masks.append(r.mask)
-            outs += [overlay(image, r.mask, gt), round(r.iou, 4) if r.metrics else None]
+            outs += [_save_png(overlay(image, r.mask, gt), name, choice.split()[-1].lower()),
+                     round(r.iou, 4) if r.metrics else None]
         agreement = binary_metrics(masks[0], masks[1])["iou"]
-        return (*outs, disagreement(image, masks[0], masks[1]), round(agreement, 4))
+        return (*outs, _save_png(disagreement(image, masks[0], masks[1]), name, "disagreement"), round(agreement, 4))
 
     # delete_cache: Gradio's copies of uploads and outputs older than an hour are removed every hour.
     with gr.Blocks(title="trus-hf: TRUS lesion segmentation", delete_cache=(3600, 3600)) as demo:
@@ -216,8 +224,8 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
             run = gr.Button("Segment", variant="primary", elem_id="segment")
             with gr.Row():
                 overlay_out = gr.Image(label="Mask on the original image (red: prediction, green: ground truth)",
-                                       format="png", type="numpy", elem_id="overlay", interactive=False)
-                heat_out = gr.Image(label="Lesion probability", format="png", type="numpy", elem_id="heatmap",
+                                       format="png", type="filepath", elem_id="overlay", interactive=False)
+                heat_out = gr.Image(label="Lesion probability", format="png", type="filepath", elem_id="heatmap",
                                     interactive=False)
             with gr.Row():
                 iou_out = gr.Number(label="IoU", elem_id="iou", interactive=False)
@@ -229,10 +237,10 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
         with gr.Tab("Compare FPN vs Segformer"):
             run_cmp = gr.Button("Compare", variant="primary", elem_id="compare")
             with gr.Row():
-                fpn_img = gr.Image(label="Demo FPN", format="png", type="numpy", interactive=False)
-                seg_img = gr.Image(label="Demo Segformer", format="png", type="numpy", interactive=False)
+                fpn_img = gr.Image(label="Demo FPN", format="png", type="filepath", interactive=False)
+                seg_img = gr.Image(label="Demo Segformer", format="png", type="filepath", interactive=False)
                 diff_img = gr.Image(label="Disagreement (orange: FPN only, cyan: Segformer only)", format="png",
-                                    type="numpy", interactive=False)
+                                    type="filepath", interactive=False)
             with gr.Row():
                 fpn_iou = gr.Number(label="FPN IoU", elem_id="fpn_iou", interactive=False)
                 seg_iou = gr.Number(label="Segformer IoU", elem_id="seg_iou", interactive=False)
