@@ -13,7 +13,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid

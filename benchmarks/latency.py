@@ -106,7 +106,6 @@ def main():
         post = statistics.median(s["postprocess"] for s in splits)
         rows.append((name, pt, pt_cl, o32, o8, pre, inf, post))
         print(f"measured {name}", flush=True)
-        del model, ort32, ort8
     print(f"\nbatch 1, {a.size}x{a.size}, 2 threads, median of {a.runs} (ms; ratio to PyTorch eager fp32)")
     print(f"{'model':15} {'torch fp32':>11} {'channels_last':>14} {'ORT fp32':>15} {'ORT int8':>15} "
           f"{'pre':>6} {'infer':>7} {'post':>6} {'pre+post %':>10}")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from trus_hf.metrics import binary_metrics
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

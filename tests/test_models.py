@@ -1,13 +1,12 @@
 import json
 
-import numpy as np
 import pytest
 import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file
 from transformers import SegformerForSemanticSegmentation
 
-from trus_hf import TrusSegConfig, create_model, load_model
+from trus_hf import TrusSegConfig, load_model
 from trus_hf.models import TrusFPN, TrusSegformer
 
 from conftest import tiny_model, tiny_processor
