@@ -157,6 +157,10 @@ def isotropic_diffusion(image: np.ndarray, iterations: int = 10, step: float = 0
     return u
 
 
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))  # clipped: no overflow warnings for extreme logits
+
+
 def _as_list(x: Any) -> list:
     if isinstance(x, (list, tuple)):
         return list(x)
@@ -374,7 +378,7 @@ class TrusImageProcessor(BaseImageProcessor):
         n = logits.shape[0]
         if geometries is None:
             if target_sizes is None:
-                return [1.0 / (1.0 + np.exp(-logits[i, 0])) for i in range(n)]
+                return [_sigmoid(logits[i, 0]) for i in range(n)]
             geometries = [Geometry(h, w, (0, 0, w, h), tuple(logits.shape[2:]), (0, 0), tuple(logits.shape[2:]))
                           for h, w in target_sizes]
         if len(geometries) != n:
@@ -388,7 +392,7 @@ class TrusImageProcessor(BaseImageProcessor):
             x0, y0, x1, y1 = geo.crop
             region = cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
             out = np.zeros((geo.orig_height, geo.orig_width), np.float32)
-            out[y0:y1, x0:x1] = 1.0 / (1.0 + np.exp(-np.clip(region, -60, 60)))
+            out[y0:y1, x0:x1] = _sigmoid(region)
             probs.append(out)
         return probs
 

@@ -67,6 +67,19 @@ def _load_input(item: Any, max_pixels: int) -> tuple[Any, str | None]:
     return item, None
 
 
+def _checked_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return threshold
+
+
+def _channels_last(model: Any) -> bool:
+    """channels_last gave 0.81x the eager time of FPN-resnet152 at 768x768 on 2 CPU threads (benchmarks/latency.py);
+    it did not help Segformer-b2 (1.05x), so only the convolutional FPN on the PyTorch backend uses it."""
+    return isinstance(model, torch.nn.Module) and getattr(getattr(model, "config", None), "architecture", "") == "fpn"
+
+
 class SegmentationPipeline:
     """Predict binary masks with a trus-hf model and its processor.
 
@@ -84,8 +97,7 @@ class SegmentationPipeline:
     def __init__(self, model: Any, processor: TrusImageProcessor, threshold: float = 0.5,
                  largest_component_only: bool = False, tta_flip: bool = False, batch_size: int = 4,
                  device: str | torch.device | None = None):
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        threshold = _checked_threshold(threshold)
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
         if not self.models:
             raise ValueError("at least one model is needed")
@@ -99,9 +111,7 @@ class SegmentationPipeline:
         for m in self.models:
             if isinstance(m, torch.nn.Module):
                 m.to(self.device).eval()
-                if getattr(m, "config", None) is not None and m.config.architecture == "fpn":
-                    # channels_last: 0.81x the eager time of FPN-resnet152 at 768x768 on 2 CPU threads
-                    # (benchmarks/latency.py); it did not help Segformer-b2 (1.05x), so only convolutional FPN uses it.
+                if _channels_last(m):
                     m.to(memory_format=torch.channels_last)
 
     @classmethod
@@ -123,11 +133,9 @@ class SegmentationPipeline:
         """Mean logit of the ensemble (and of the flipped view when ``tta_flip``) for a processed batch."""
         outs = []
         for m in self.models:
-            x = pixel_values
-            if isinstance(m, torch.nn.Module):
-                x = x.to(self.device)
-                if m.config.architecture == "fpn":
-                    x = x.contiguous(memory_format=torch.channels_last)
+            x = pixel_values.to(self.device) if isinstance(m, torch.nn.Module) else pixel_values
+            if _channels_last(m):
+                x = x.contiguous(memory_format=torch.channels_last)
             outs.append(m(x).logits.float().cpu())
             if self.tta_flip:
                 outs.append(m(torch.flip(x, dims=[-1])).logits.float().cpu().flip(dims=[-1]))
@@ -137,9 +145,7 @@ class SegmentationPipeline:
                 threshold: float | None = None) -> list[SegmentationResult]:
         """Predict a list of inputs; ``ground_truths`` (same length, entries may be None) adds IoU/Dice.
         ``threshold`` overrides the pipeline's for this call only (the pipeline is never mutated)."""
-        threshold = self.threshold if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
         if ground_truths is not None and len(ground_truths) != len(images):
             raise ValueError(f"got {len(images)} images but {len(ground_truths)} ground truths")
         results = []
