@@ -37,7 +37,7 @@ def evaluate_dataset(pipeline: SegmentationPipeline, ds: datasets.Dataset, keep_
     for i in tqdm(range(len(ds)), desc=desc, leave=False):
         item = ds[i]
         gt = TrusImageProcessor.mask_to_binary(np.asarray(item["mask"]), name=f"mask of {item.get('file', i)}")
-        res = pipeline(np.asarray(item["image"]), ground_truth=gt)
+        res = pipeline(np.asarray(item["image"]))  # metrics computed once below, with HD95
         m = binary_metrics(res.mask, gt, with_hd95=True)
         row = {"index": i, "file": item.get("file", str(i)), "group": item.get("group", ""),
                **{k: m[k] for k in (*_METRICS, "hd95", "pred_area", "target_area", "tp", "fp", "fn", "tn")},
