@@ -162,7 +162,9 @@ def make_examples(n: int = 3) -> list[list[str]]:
 def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
     cache = cache or ModelCache()
 
-    def predict(image_file, mask_file, model_choice, custom_model, backend, threshold):
+    def run_model(image_file, mask_file, model_choice, custom_model, backend, threshold):
+        """The one prediction path behind /predict and /segment: the image, its name, the ground truth (or None),
+        the pipeline's result, and the numbers both endpoints return (mask file, IoU, Dice, details)."""
         image, name = _read_upload(image_file, "image")
         gt = _read_ground_truth(mask_file, image.shape[:2])
         pipe = cache.get(cache.source_for(model_choice, custom_model), BACKENDS.get(backend, "torch"))
@@ -177,9 +179,18 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 "postprocess_ms": round(t["postprocess"], 1)}
         iou = round(result.iou, 4) if result.metrics else None
         dice = round(result.dice, 4) if result.metrics else None
+        numbers = (_save_png(result.mask * 255, demo.GRADIO_CACHE, name, "mask"), iou, dice, info)
+        return image, name, gt, result, numbers
+
+    def predict(image_file, mask_file, model_choice, custom_model, backend, threshold):
+        image, name, gt, result, numbers = run_model(image_file, mask_file, model_choice, custom_model, backend,
+                                                     threshold)
         return (_save_png(overlay(image, result.mask, gt), demo.GRADIO_CACHE, name, "overlay"),
-                _save_png(heatmap(result.probabilities), demo.GRADIO_CACHE, name, "probability"),
-                _save_png(result.mask * 255, demo.GRADIO_CACHE, name, "mask"), iou, dice, info)
+                _save_png(heatmap(result.probabilities), demo.GRADIO_CACHE, name, "probability"), *numbers)
+
+    def segment(image_file, mask_file, model_choice, custom_model, backend, threshold):
+        """For API clients: the mask PNG and the numbers, without the two pictures (one download per call, not 3)."""
+        return run_model(image_file, mask_file, model_choice, custom_model, backend, threshold)[-1]
 
     def compare(image_file, mask_file, backend, threshold):
         image, name = _read_upload(image_file, "image")
@@ -223,8 +234,12 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 dice_out = gr.Number(label="Dice", elem_id="dice", interactive=False)
                 mask_out = gr.File(label="Mask (lossless PNG)", elem_id="mask_download")
             info_out = gr.JSON(label="Details and timings", elem_id="details")
-            run.click(predict, [image_file, mask_file, model_choice, custom_model, backend, threshold],
-                      [overlay_out, heat_out, mask_out, iou_out, dice_out, info_out], api_name="predict")
+            inputs = [image_file, mask_file, model_choice, custom_model, backend, threshold]
+            run.click(predict, inputs, [overlay_out, heat_out, mask_out, iou_out, dice_out, info_out],
+                      api_name="predict")
+            # API only (the button is never shown): the same prediction without the overlay and heatmap.
+            gr.Button(visible=False).click(segment, inputs, [mask_out, iou_out, dice_out, info_out],
+                                           api_name="segment")
         with gr.Tab("Compare FPN vs Segformer"):
             run_cmp = gr.Button("Compare", variant="primary", elem_id="compare")
             with gr.Row():

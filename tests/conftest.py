@@ -21,8 +21,9 @@ torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parent.parent
 BUSBRA = ROOT.parent / "shared" / "data" / "busbra"
 
-TINY_FPN = dict(architecture="fpn", encoder_name="resnet18", decoder_pyramid_channels=64, decoder_segmentation_channels=32)
-TINY_SEGFORMER = dict(architecture="segformer", segformer_size="b0")
+TINY_FPN = {"architecture": "fpn", "encoder_name": "resnet18", "decoder_pyramid_channels": 64,
+            "decoder_segmentation_channels": 32}
+TINY_SEGFORMER = {"architecture": "segformer", "segformer_size": "b0"}
 
 
 def tiny_processor(size: int = 64, **kw) -> TrusImageProcessor:
@@ -75,5 +76,5 @@ def served(tmp_path_factory):
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder / "small_mask.png")
     (folder / "notes.png").write_text("this is text, not an image")
     Image.fromarray(np.zeros((5000, 6000), np.uint8)).save(folder / "huge.png")  # 30 MP, a few kB compressed
-    yield {"url": f"http://127.0.0.1:{port}", "dir": folder, "phantom": ph, "cache": cache}
+    yield {"url": f"http://127.0.0.1:{port}", "dir": folder, "phantom": ph, "cache": cache, "demo": demo}
     demo.close()

@@ -1,5 +1,7 @@
 """The app through a real client: gradio_client against the app served on a free local port."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -26,6 +28,18 @@ def test_predict_with_ground_truth(served, client):
     assert set(info) >= {"preprocess_ms", "inference_ms", "postprocess_ms", "lesion_pixels"}
 
 
+def test_segment_api_returns_the_same_mask_and_scores_without_pictures(served, client):
+    d = served["dir"]
+    args = (handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "Demo FPN", "", "PyTorch", 0.5)
+    full = client.predict(*args, api_name="/predict")
+    mask_file, iou, dice, info = client.predict(*args, api_name="/segment")
+    assert np.array_equal(np.asarray(Image.open(mask_file)), np.asarray(Image.open(full[2])))
+    assert (iou, dice) == (full[3], full[4]) and info["lesion_pixels"] == full[5]["lesion_pixels"]
+    # Outputs are written into the app's own Gradio cache, where delete_cache removes them.
+    written = list((Path(served["demo"].GRADIO_CACHE) / "trus-hf").glob("frame_mask_*.png"))
+    assert written, "the mask PNG was not written into the Gradio cache"
+
+
 def test_predict_without_ground_truth_and_with_segformer(served, client):
     out = client.predict(handle_file(str(served["dir"] / "frame.png")), None, "Demo Segformer", "", "PyTorch", 0.5,
                          api_name="/predict")
@@ -39,7 +53,7 @@ def test_compare_tab(served, client):
         handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "PyTorch", 0.5,
         api_name="/compare")
     assert 0 <= fpn_iou <= 1 and 0 <= seg_iou <= 1 and 0 <= agreement <= 1
-    assert Image.open(diff).size == (360, 300)
+    assert Image.open(diff).size == Image.open(fpn_img).size == Image.open(seg_img).size == (360, 300)
 
 
 @pytest.mark.parametrize("image, mask, model, custom, message", [
