@@ -38,6 +38,11 @@ def test_segment_api_returns_the_same_mask_and_scores_without_pictures(served, c
     # Outputs are written into the app's own Gradio cache, where delete_cache removes them.
     written = list((Path(served["demo"].GRADIO_CACHE) / "trus-hf").glob("frame_mask_*.png"))
     assert written, "the mask PNG was not written into the Gradio cache"
+    # As in the README: no ground truth, ONNX Runtime.
+    mask_file, iou, dice, info = client.predict(handle_file(str(d / "frame.png")), None, "Demo Segformer", "",
+                                                "ONNX Runtime", 0.5, api_name="/segment")
+    assert iou is None and dice is None and info["backend"] == "ONNX Runtime"
+    assert np.asarray(Image.open(mask_file)).shape == (300, 360)
 
 
 def test_predict_without_ground_truth_and_with_segformer(served, client):
