@@ -51,7 +51,8 @@ class ModelCache:
         self.demo = demo_model_paths(demo_dir)
         self.max_models = max_models
         self._cache: OrderedDict[tuple[str, str], SegmentationPipeline] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _cache and _loading, never held while a model loads
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
         self.onnx_dir = Path(os.environ.get("TRUS_HF_CACHE", Path(tempfile.gettempdir()) / "trus-hf-cache")) / "onnx"
 
     def source_for(self, choice: str, custom: str | None) -> str:
@@ -78,11 +79,18 @@ class ModelCache:
         return str(target)
 
     def get(self, source: str, backend: str) -> SegmentationPipeline:
+        """The cached pipeline, loading it once. A model being loaded (or exported to ONNX) holds only its own lock:
+        other users' cached models keep answering meanwhile, and concurrent requests for it wait for one load."""
         key = (source, backend)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._cache:  # loaded by the request we waited for
+                    return self._cache[key]
             try:
                 path = self.onnx_folder(source) if backend == "onnx" else source
                 pipe = SegmentationPipeline.from_pretrained(path, backend=backend, device="cpu")
@@ -90,9 +98,13 @@ class ModelCache:
                 raise
             except Exception as exc:  # anything that stops a model loading becomes a message, not a traceback
                 raise gr.Error(f"Cannot load model {source!r} ({backend}): {exc}") from exc
-            self._cache[key] = pipe
-            if len(self._cache) > self.max_models:
-                self._cache.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+            with self._lock:
+                self._cache[key] = pipe
+                if len(self._cache) > self.max_models:
+                    self._cache.popitem(last=False)
             return pipe
 
 

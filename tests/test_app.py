@@ -85,3 +85,36 @@ def test_onnx_backend_matches_pytorch(served, client):
     onnx_out = client.predict(*args, "ONNX Runtime", 0.5, api_name="/predict")
     assert onnx_out[5]["backend"] == "ONNX Runtime"
     assert onnx_out[3] == pytest.approx(torch_out[3], abs=1e-3)
+
+
+def test_model_cache_loads_each_model_once_and_never_blocks_cached_models(saved_models, monkeypatch):
+    """While one model loads, another user's cached model answers; concurrent requests for the loading model share
+    one load (real tiny model; the load is only paused at an Event so the interleaving is deterministic)."""
+    import threading
+
+    import app as trus_app
+
+    cache = trus_app.ModelCache()
+    demo_fpn = cache.get(cache.source_for("Demo FPN", None), "torch")
+    started, release, loads = threading.Event(), threading.Event(), []
+    real = trus_app.SegmentationPipeline.from_pretrained
+
+    def paused_load(path, **kw):
+        loads.append(path)
+        started.set()
+        assert release.wait(30), "the test never released the load"
+        return real(path, **kw)
+
+    monkeypatch.setattr(trus_app.SegmentationPipeline, "from_pretrained", paused_load)
+    source = str(saved_models["fpn"])
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(cache.get(source, "torch"))) for _ in range(3)]
+    for w in workers:
+        w.start()
+    assert started.wait(30)
+    assert cache.get(cache.source_for("Demo FPN", None), "torch") is demo_fpn  # answered while the load is paused
+    assert all(w.is_alive() for w in workers)
+    release.set()
+    for w in workers:
+        w.join(30)
+    assert len(loads) == 1 and len(results) == 3 and results[0] is results[1] is results[2]
