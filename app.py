@@ -30,6 +30,7 @@ from trus_hf.demo import DEMO_MODELS_DIR, demo_model_paths
 from trus_hf.fileio import read_image, write_png
 from trus_hf.image_processing import TrusImageProcessor
 from trus_hf.metrics import binary_metrics
+from trus_hf.models import resolve_model_dir
 from trus_hf.synthetic import generate_phantom
 from trus_hf.visualization import disagreement, heatmap, overlay
 
@@ -66,10 +67,11 @@ class ModelCache:
         return custom.strip()
 
     def onnx_folder(self, source: str) -> str:
-        """An ONNX export of a PyTorch model folder, made once and cached (an ONNX folder or Hub ID as is)."""
-        folder = Path(source)
-        if (folder / "model.onnx").is_file() or not folder.is_dir():
-            return source
+        """The folder of an ONNX export of ``source`` (a local folder or a Hub ID, downloaded once), exported once and
+        cached when the model has only PyTorch weights."""
+        folder = Path(source) if Path(source).is_dir() else resolve_model_dir(source)
+        if (folder / "model.onnx").is_file():
+            return str(folder)
         from trus_hf.export import export_onnx
 
         key = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
