@@ -270,7 +270,25 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
         gr.Examples(make_examples(), inputs=[image_file, mask_file], label="Synthetic TRUS frames with ground truth")
     # Bounded memory under several users: two inferences at a time, a queue of at most 32 waiting.
     demo.queue(default_concurrency_limit=2, max_size=32)
+    _calm_queue_polling(demo)
     return demo
+
+
+QUEUE_POLL_S, PROGRESS_POLL_S = 0.01, 0.1
+
+
+def _calm_queue_polling(demo: gr.Blocks) -> None:
+    """Gradio's queue loop polls every 1 ms while idle and its progress loop every 10 ms (non-Windows defaults); on a
+    2-core CPU machine those wake-ups interrupt PyTorch's threads mid-inference: FPN-resnet152 at 768x768 ran ~15%
+    slower inside the app than in a plain process (benchmarks/app_overhead.py). Polling every 10 ms / 100 ms costs
+    at most 10 ms before a queued request starts. These are attributes of Gradio's Queue (pinned version): if a
+    Gradio upgrade drops them the app still runs, with a warning, and the test suite fails."""
+    queue = getattr(demo, "_queue", None)
+    names = ("sleep_when_free", "progress_update_sleep_when_free")
+    if queue is None or not all(hasattr(queue, n) for n in names):
+        logger.warning("gradio %s: Queue.%s not found; queue polling left at Gradio's defaults", gr.__version__, names)
+        return
+    queue.sleep_when_free, queue.progress_update_sleep_when_free = QUEUE_POLL_S, PROGRESS_POLL_S
 
 
 def warm_up(cache: ModelCache) -> None:

@@ -118,3 +118,13 @@ def test_model_cache_loads_each_model_once_and_never_blocks_cached_models(saved_
     for w in workers:
         w.join(30)
     assert len(loads) == 1 and len(results) == 3 and results[0] is results[1] is results[2]
+
+
+def test_queue_polls_calmly(served):
+    """Gradio's 1 ms idle polling slows inference on small CPU machines; the app sets 10 ms / 100 ms. This fails when
+    a Gradio upgrade renames the attributes, so the tuning is never silently lost."""
+    import app as trus_app
+
+    queue = served["demo"]._queue
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (trus_app.QUEUE_POLL_S,
+                                                                               trus_app.PROGRESS_POLL_S)
