@@ -15,6 +15,7 @@ Models: the two bundled demo models and a full-size FPN-resnet152 at 768x768 (ra
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -62,6 +63,12 @@ class BrowserLikeClient:
         for out in outputs[:3]:  # overlay, heatmap, mask file
             self.http.get(out["url"]).raise_for_status()
         return outputs
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def full_fpn_folder(tmp: Path) -> Path:
@@ -129,6 +136,28 @@ def main():
             folder = full_fpn_folder(tmp)
             measure("640x480 frame, FPN-resnet152 at 768x768 (train_fpn.py's model)", url, CUSTOM, str(folder),
                     folder, image, mask, a.n)
+
+        # Gradio's floor: the same request against an app whose handler does nothing (benchmarks/_noop_app.py).
+        outputs = Client(url, verbose=False).predict(handle_file(str(image)), handle_file(str(mask)), "Demo FPN", "",
+                                                     "PyTorch", 0.5, api_name="/predict")
+        noop, noop_url = start_app(Path(__file__).with_name("_noop_app.py"),
+                                   {"TRUS_HF_NOOP_OUTPUTS": os.pathsep.join(outputs[:3])})
+        try:
+            browser, client = BrowserLikeClient(noop_url), Client(noop_url, verbose=False)
+            ways = {"app over HTTP": lambda: browser.predict(image, mask, "Demo FPN", ""),
+                    "gradio_client": lambda: client.predict(handle_file(str(image)), handle_file(str(mask)),
+                                                            "Demo FPN", "", "PyTorch", 0.5, api_name="/predict")}
+            floor = {}
+            for k, fn in ways.items():
+                fn()
+                floor[k] = statistics.median(timed(fn) for _ in range(a.n)) * 1000
+            print(f"\nGradio's floor, a no-op handler with the same inputs and outputs (median of {a.n}): "
+                  + ", ".join(f"{k} {v:.1f} ms" for k, v in floor.items())
+                  + f"\n  -> overhead <= 15% needs a pipeline of at least {floor['app over HTTP'] / 0.15:.0f} ms "
+                  f"(over HTTP) or {floor['gradio_client'] / 0.15:.0f} ms (gradio_client) on this machine")
+        finally:
+            noop.terminate()
+            noop.wait(10)
 
         def one_client(_):
             c = Client(url, verbose=False)
