@@ -94,20 +94,26 @@ class ModelCache:
                 if key in self._cache:  # loaded by the request we waited for
                     return self._cache[key]
             try:
-                path = self.onnx_folder(source) if backend == "onnx" else source
-                pipe = SegmentationPipeline.from_pretrained(path, backend=backend, device="cpu")
-            except gr.Error:
-                raise
-            except Exception as exc:  # anything that stops a model loading becomes a message, not a traceback
-                raise gr.Error(f"Cannot load model {source!r} ({backend}): {exc}") from exc
-            finally:
+                pipe = self._load(source, backend)
+            except BaseException:
                 with self._lock:
                     self._loading.pop(key, None)
-            with self._lock:
+                raise
+            with self._lock:  # cached and no longer loading in one step: a new request never loads it twice
                 self._cache[key] = pipe
+                self._loading.pop(key, None)
                 if len(self._cache) > self.max_models:
                     self._cache.popitem(last=False)
             return pipe
+
+    def _load(self, source: str, backend: str) -> SegmentationPipeline:
+        try:
+            path = self.onnx_folder(source) if backend == "onnx" else source
+            return SegmentationPipeline.from_pretrained(path, backend=backend, device="cpu")
+        except gr.Error:
+            raise
+        except Exception as exc:  # anything that stops a model loading becomes a message, not a traceback
+            raise gr.Error(f"Cannot load model {source!r} ({backend}): {exc}") from exc
 
 
 def _path_of(file) -> Path | None:
@@ -279,9 +285,9 @@ QUEUE_POLL_S, PROGRESS_POLL_S = 0.01, 0.1
 
 def _calm_queue_polling(demo: gr.Blocks) -> None:
     """Gradio's queue loop polls every 1 ms while idle and its progress loop every 10 ms (non-Windows defaults); on a
-    2-core CPU machine those wake-ups interrupt PyTorch's threads mid-inference: FPN-resnet152 at 768x768 ran ~15%
-    slower inside the app than in a plain process (benchmarks/app_overhead.py). Polling every 10 ms / 100 ms costs
-    at most 10 ms before a queued request starts. These are attributes of Gradio's Queue (pinned version): if a
+    2-core CPU machine those wake-ups interrupt PyTorch's threads mid-inference: alternating Gradio's defaults and
+    these settings in one app process, FPN-resnet152 at 768x768 took 2769 vs 2341 ms of inference (BENCHMARKS.md).
+    Polling every 10 ms / 100 ms costs at most 10 ms before a queued request starts. These are attributes of Gradio's Queue (pinned version): if a
     Gradio upgrade drops them the app still runs, with a warning, and the test suite fails."""
     queue = getattr(demo, "_queue", None)
     names = ("sleep_when_free", "progress_update_sleep_when_free")
