@@ -65,10 +65,18 @@ class BrowserLikeClient:
         return outputs
 
 
-def timed(fn) -> float:
+def timed(fn) -> tuple[float, object]:
+    """Seconds taken by ``fn()``, and what it returned."""
     t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def ask(client: Client, image: Path, mask: Path, model: str = "Demo FPN", custom: str = "",
+        api_name: str = "/predict"):
+    """One gradio_client call with the frame and its ground truth, on PyTorch at threshold 0.5."""
+    return client.predict(handle_file(str(image)), handle_file(str(mask)), model, custom, "PyTorch", 0.5,
+                          api_name=api_name)
 
 
 def full_fpn_folder(tmp: Path) -> Path:
@@ -81,27 +89,23 @@ def measure(name: str, url: str, model: str, custom: str, source: Path, image: P
     gt = (read_image(mask) > 0).astype("uint8")
     browser = BrowserLikeClient(url)
     client = Client(url, verbose=False)
-    def call(api_name):
-        out = client.predict(handle_file(str(image)), handle_file(str(mask)), model, custom, "PyTorch", 0.5,
-                             api_name=api_name)
-        return out[-1]["inference_ms"]
 
     # Each way returns the model's own inference time as measured where the model ran, so that the end-to-end
     # overhead splits into transport (the rest) and slower inference while the server and client share 2 cores.
     ways = {
         "pipeline alone": lambda: pipe(read_image(image), ground_truth=gt, threshold=0.5).timings_ms["inference"],
         "app over HTTP": lambda: browser.predict(image, mask, model, custom)[5]["inference_ms"],
-        "gradio_client": lambda: call("/predict"),
-        "  .. /segment": lambda: call("/segment"),
+        "gradio_client": lambda: ask(client, image, mask, model, custom)[-1]["inference_ms"],
+        "  .. /segment": lambda: ask(client, image, mask, model, custom, "/segment")[-1]["inference_ms"],
     }
     for fn in ways.values():  # warm-up: model loads, caches, connections
         fn()
     times, inference = {k: [] for k in ways}, {k: [] for k in ways}
     for _ in range(n):  # interleaved, so that all ways see the same machine state
         for k, fn in ways.items():
-            t = time.perf_counter()
-            inference[k].append(fn())
-            times[k].append(time.perf_counter() - t)
+            seconds, inference_ms = timed(fn)
+            times[k].append(seconds)
+            inference[k].append(inference_ms)
     ms = {k: statistics.median(v) * 1000 for k, v in times.items()}
     base = ms["pipeline alone"]
     print(f"\n{name} (median of {n}; in brackets the model's own inference time where it ran)")
@@ -138,19 +142,17 @@ def main():
                     folder, image, mask, a.n)
 
         # Gradio's floor: the same request against an app whose handler does nothing (benchmarks/_noop_app.py).
-        outputs = Client(url, verbose=False).predict(handle_file(str(image)), handle_file(str(mask)), "Demo FPN", "",
-                                                     "PyTorch", 0.5, api_name="/predict")
+        outputs = ask(Client(url, verbose=False), image, mask)
         noop, noop_url = start_app(Path(__file__).with_name("_noop_app.py"),
                                    {"TRUS_HF_NOOP_OUTPUTS": os.pathsep.join(outputs[:3])})
         try:
             browser, client = BrowserLikeClient(noop_url), Client(noop_url, verbose=False)
             ways = {"app over HTTP": lambda: browser.predict(image, mask, "Demo FPN", ""),
-                    "gradio_client": lambda: client.predict(handle_file(str(image)), handle_file(str(mask)),
-                                                            "Demo FPN", "", "PyTorch", 0.5, api_name="/predict")}
+                    "gradio_client": lambda: ask(client, image, mask)}
             floor = {}
             for k, fn in ways.items():
                 fn()
-                floor[k] = statistics.median(timed(fn) for _ in range(a.n)) * 1000
+                floor[k] = statistics.median(timed(fn)[0] for _ in range(a.n)) * 1000
             print(f"\nGradio's floor, a no-op handler with the same inputs and outputs (median of {a.n}): "
                   + ", ".join(f"{k} {v:.1f} ms" for k, v in floor.items())
                   + f"\n  -> overhead <= 15% needs a pipeline of at least {floor['app over HTTP'] / 0.15:.0f} ms "
@@ -162,8 +164,7 @@ def main():
         def one_client(_):
             c = Client(url, verbose=False)
             for _ in range(5):
-                c.predict(handle_file(str(image)), handle_file(str(mask)), "Demo FPN", "", "PyTorch", 0.5,
-                          api_name="/predict")
+                ask(c, image, mask)
             return 5
 
         t = time.perf_counter()
