@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no analytics calls
 
-import hashlib
 import logging
 import tempfile
 import threading
@@ -26,18 +25,19 @@ import gradio as gr
 import numpy as np
 
 from trus_hf import SegmentationPipeline
+from trus_hf.arrays import mask_to_binary
 from trus_hf.demo import DEMO_MODELS_DIR, demo_model_paths
 from trus_hf.fileio import read_image, write_png
-from trus_hf.image_processing import TrusImageProcessor
 from trus_hf.metrics import binary_metrics
-from trus_hf.models import resolve_model_dir
+from trus_hf.export import default_onnx_cache, ensure_onnx
 from trus_hf.synthetic import generate_phantom
 from trus_hf.visualization import disagreement, heatmap, overlay
 
 logger = logging.getLogger("trus_hf.app")
 
 MAX_FILE_BYTES = 50 * 2**20
-MAX_PIXELS = 25_000_000
+# Stricter than the library's trus_hf.arrays.MAX_PIXELS: a served app bounds the memory of each request.
+SERVED_MAX_PIXELS = 25_000_000
 DEMO_CHOICES = {"Demo FPN": "fpn", "Demo Segformer": "segformer"}
 CUSTOM = "Hub ID or local folder"
 BACKENDS = {"PyTorch": "torch", "ONNX Runtime": "onnx"}
@@ -54,7 +54,7 @@ class ModelCache:
         self._cache: OrderedDict[tuple[str, str], SegmentationPipeline] = OrderedDict()
         self._lock = threading.Lock()  # guards _cache and _loading, never held while a model loads
         self._loading: dict[tuple[str, str], threading.Lock] = {}
-        self.onnx_dir = Path(os.environ.get("TRUS_HF_CACHE", Path(tempfile.gettempdir()) / "trus-hf-cache")) / "onnx"
+        self.onnx_dir = default_onnx_cache()
 
     def source_for(self, choice: str, custom: str | None) -> str:
         if choice in DEMO_CHOICES:
@@ -65,20 +65,6 @@ class ModelCache:
         if not custom or not custom.strip():
             raise gr.Error("Enter a Hub model ID (org/name) or a local model folder in the text box")
         return custom.strip()
-
-    def onnx_folder(self, source: str) -> str:
-        """The folder of an ONNX export of ``source`` (a local folder or a Hub ID, downloaded once), exported once and
-        cached when the model has only PyTorch weights."""
-        folder = Path(source) if Path(source).is_dir() else resolve_model_dir(source)
-        if (folder / "model.onnx").is_file():
-            return str(folder)
-        from trus_hf.export import export_onnx
-
-        key = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
-        target = self.onnx_dir / key
-        if not (target / "model.onnx").is_file():
-            export_onnx(folder, target, verify=False)
-        return str(target)
 
     def get(self, source: str, backend: str) -> SegmentationPipeline:
         """The cached pipeline, loading it once. A model being loaded (or exported to ONNX) holds only its own lock:
@@ -108,7 +94,7 @@ class ModelCache:
 
     def _load(self, source: str, backend: str) -> SegmentationPipeline:
         try:
-            path = self.onnx_folder(source) if backend == "onnx" else source
+            path = ensure_onnx(source, self.onnx_dir) if backend == "onnx" else source
             return SegmentationPipeline.from_pretrained(path, backend=backend, device="cpu")
         except gr.Error:
             raise
@@ -130,7 +116,7 @@ def _read_upload(file, what: str) -> tuple[np.ndarray, str]:
     if size > MAX_FILE_BYTES:
         raise gr.Error(f"{path.name}: {size / 2**20:.1f} MB is larger than the {MAX_FILE_BYTES // 2**20} MB limit")
     try:
-        return read_image(path, max_pixels=MAX_PIXELS), path.name
+        return read_image(path, max_pixels=SERVED_MAX_PIXELS), path.name
     except ValueError as exc:
         raise gr.Error(f"{what}: {str(exc).replace(str(path), path.name)}") from exc
 
@@ -140,7 +126,7 @@ def _read_ground_truth(file, shape: tuple[int, int]) -> np.ndarray | None:
         return None
     arr, name = _read_upload(file, "ground-truth mask")
     try:
-        gt = TrusImageProcessor.mask_to_binary(arr, name=name)
+        gt = mask_to_binary(arr, name=name)
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
     if gt.shape != shape:
@@ -149,8 +135,8 @@ def _read_ground_truth(file, shape: tuple[int, int]) -> np.ndarray | None:
     return gt
 
 
-# PNG settings for the pictures the app returns: zlib level 1 with the SUB filter is lossless and took 10 ms for a
-# 640x480 overlay, against 55 ms with PIL's defaults and 11 ms with OpenCV's default filter choice.
+# PNG settings for the pictures the app returns: zlib level 1 with the SUB filter, lossless and several times faster
+# to write than PIL's defaults (BENCHMARKS.md).
 _PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
@@ -179,15 +165,21 @@ def make_examples(n: int = 3) -> list[list[str]]:
     return rows
 
 
-def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
-    cache = cache or ModelCache()
+class Handlers:
+    """The app's actions, one method each; ``out_dir`` is the Gradio cache folder the pictures are written into."""
 
-    def run_model(image_file, mask_file, model_choice, custom_model, backend, threshold):
+    def __init__(self, cache: ModelCache, out_dir: str):
+        self.cache, self.out_dir = cache, out_dir
+
+    def _png(self, array: np.ndarray, stem: str, kind: str) -> str:
+        return _save_png(array, self.out_dir, stem, kind)
+
+    def run_model(self, image_file, mask_file, model_choice, custom_model, backend, threshold):
         """The one prediction path behind /predict and /segment: the image, its name, the ground truth (or None),
         the pipeline's result, and the numbers both endpoints return (mask file, IoU, Dice, details)."""
         image, name = _read_upload(image_file, "image")
         gt = _read_ground_truth(mask_file, image.shape[:2])
-        pipe = cache.get(cache.source_for(model_choice, custom_model), BACKENDS.get(backend, "torch"))
+        pipe = self.cache.get(self.cache.source_for(model_choice, custom_model), BACKENDS.get(backend, "torch"))
         try:
             result = pipe(image, ground_truth=gt, threshold=threshold)
         except ValueError as exc:
@@ -199,35 +191,40 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 "postprocess_ms": round(t["postprocess"], 1)}
         iou = round(result.iou, 4) if result.metrics else None
         dice = round(result.dice, 4) if result.metrics else None
-        numbers = (_save_png(result.mask * 255, demo.GRADIO_CACHE, name, "mask"), iou, dice, info)
+        numbers = (self._png(result.mask * 255, name, "mask"), iou, dice, info)
         return image, name, gt, result, numbers
 
-    def predict(image_file, mask_file, model_choice, custom_model, backend, threshold):
-        image, name, gt, result, numbers = run_model(image_file, mask_file, model_choice, custom_model, backend,
-                                                     threshold)
-        return (_save_png(overlay(image, result.mask, gt), demo.GRADIO_CACHE, name, "overlay"),
-                _save_png(heatmap(result.probabilities), demo.GRADIO_CACHE, name, "probability"), *numbers)
+    def predict(self, image_file, mask_file, model_choice, custom_model, backend, threshold):
+        image, name, gt, result, numbers = self.run_model(image_file, mask_file, model_choice, custom_model, backend,
+                                                          threshold)
+        return (self._png(overlay(image, result.mask, gt), name, "overlay"),
+                self._png(heatmap(result.probabilities), name, "probability"), *numbers)
 
-    def segment(image_file, mask_file, model_choice, custom_model, backend, threshold):
+    def segment(self, image_file, mask_file, model_choice, custom_model, backend, threshold):
         """For API clients: the mask PNG and the numbers, without the two pictures (one download per call, not 3)."""
-        return run_model(image_file, mask_file, model_choice, custom_model, backend, threshold)[-1]
+        return self.run_model(image_file, mask_file, model_choice, custom_model, backend, threshold)[-1]
 
-    def compare(image_file, mask_file, backend, threshold):
+    def compare(self, image_file, mask_file, backend, threshold):
         image, name = _read_upload(image_file, "image")
         gt = _read_ground_truth(mask_file, image.shape[:2])
         masks, outs = [], []
         for choice in DEMO_CHOICES:
-            pipe = cache.get(cache.source_for(choice, None), BACKENDS.get(backend, "torch"))
+            pipe = self.cache.get(self.cache.source_for(choice, None), BACKENDS.get(backend, "torch"))
             r = pipe(image, ground_truth=gt, threshold=threshold)
             masks.append(r.mask)
-            outs += [_save_png(overlay(image, r.mask, gt), demo.GRADIO_CACHE, name, choice.split()[-1].lower()),
+            outs += [self._png(overlay(image, r.mask, gt), name, choice.split()[-1].lower()),
                      round(r.iou, 4) if r.metrics else None]
         agreement = binary_metrics(masks[0], masks[1])["iou"]
-        diff = _save_png(disagreement(image, masks[0], masks[1]), demo.GRADIO_CACHE, name, "disagreement")
+        diff = self._png(disagreement(image, masks[0], masks[1]), name, "disagreement")
         return (*outs, diff, round(agreement, 4))
+
+
+def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
+    cache = cache or ModelCache()
 
     # delete_cache: uploads and outputs (written into this cache by _save_png) older than an hour are removed hourly.
     with gr.Blocks(title="trus-hf: TRUS lesion segmentation", delete_cache=(3600, 3600)) as demo:
+        app = Handlers(cache, demo.GRADIO_CACHE)
         gr.Markdown("# trus-hf: prostate lesion segmentation on TRUS\nUpload a transrectal ultrasound frame (PNG, JPG, "
                     "BMP, TIFF or DICOM) and, optionally, its ground-truth mask. **Research software, not a medical "
                     "device.** The demo models were trained on synthetic phantoms only.")
@@ -255,10 +252,10 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 mask_out = gr.File(label="Mask (lossless PNG)", elem_id="mask_download")
             info_out = gr.JSON(label="Details and timings", elem_id="details")
             inputs = [image_file, mask_file, model_choice, custom_model, backend, threshold]
-            run.click(predict, inputs, [overlay_out, heat_out, mask_out, iou_out, dice_out, info_out],
+            run.click(app.predict, inputs, [overlay_out, heat_out, mask_out, iou_out, dice_out, info_out],
                       api_name="predict")
             # API only (the button is never shown): the same prediction without the overlay and heatmap.
-            gr.Button(visible=False).click(segment, inputs, [mask_out, iou_out, dice_out, info_out],
+            gr.Button(visible=False).click(app.segment, inputs, [mask_out, iou_out, dice_out, info_out],
                                            api_name="segment")
         with gr.Tab("Compare FPN vs Segformer"):
             run_cmp = gr.Button("Compare", variant="primary", elem_id="compare")
@@ -271,7 +268,7 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 fpn_iou = gr.Number(label="FPN IoU", elem_id="fpn_iou", interactive=False)
                 seg_iou = gr.Number(label="Segformer IoU", elem_id="seg_iou", interactive=False)
                 agree = gr.Number(label="FPN-Segformer agreement (IoU)", elem_id="agreement", interactive=False)
-            run_cmp.click(compare, [image_file, mask_file, backend, threshold],
+            run_cmp.click(app.compare, [image_file, mask_file, backend, threshold],
                           [fpn_img, fpn_iou, seg_img, seg_iou, diff_img, agree], api_name="compare")
         gr.Examples(make_examples(), inputs=[image_file, mask_file], label="Synthetic TRUS frames with ground truth")
     # Bounded memory under several users: two inferences at a time, a queue of at most 32 waiting.
@@ -285,10 +282,10 @@ QUEUE_POLL_S, PROGRESS_POLL_S = 0.01, 0.1
 
 def _calm_queue_polling(demo: gr.Blocks) -> None:
     """Gradio's queue loop polls every 1 ms while idle and its progress loop every 10 ms (non-Windows defaults); on a
-    2-core CPU machine those wake-ups interrupt PyTorch's threads mid-inference: alternating Gradio's defaults and
-    these settings in one app process, FPN-resnet152 at 768x768 took 2769 vs 2341 ms of inference (BENCHMARKS.md).
-    Polling every 10 ms / 100 ms costs at most 10 ms before a queued request starts. These are attributes of Gradio's Queue (pinned version): if a
-    Gradio upgrade drops them the app still runs, with a warning, and the test suite fails."""
+    small CPU machine those wake-ups interrupt PyTorch's threads mid-inference (BENCHMARKS.md measures by how much).
+    Polling every 10 ms / 100 ms costs at most 10 ms before a queued request starts. These are attributes of Gradio's
+    Queue (pinned version): if a Gradio upgrade drops them the app still runs, with a warning, and the test suite
+    fails."""
     queue = getattr(demo, "_queue", None)
     names = ("sleep_when_free", "progress_update_sleep_when_free")
     if queue is None or not all(hasattr(queue, n) for n in names):

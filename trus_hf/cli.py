@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -43,7 +42,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
-    from .fileio import read_image, write_png
+    from .fileio import read_image, write_csv, write_png
     from .pipeline import SegmentationPipeline
     from .visualization import overlay
 
@@ -77,10 +76,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
                              **{f"{k}_ms": round(v, 2) for k, v in res.timings_ms.items()}})
     suffix = f".{state.process_index}" if state.num_processes > 1 else ""
     if rows:
-        with open(out / f"predictions{suffix}.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(out / f"predictions{suffix}.csv", rows)
     for f, why in failures:
         print(f"skipped {f}: {why}", file=sys.stderr)
     print(f"{len(rows)} masks written to {out / 'masks'}; {len(failures)} file(s) skipped")

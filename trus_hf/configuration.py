@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["ARCHITECTURES", "SEGFORMER_SIZES", "TrusSegConfig"]
@@ -46,17 +46,17 @@ class TrusSegConfig:
         label: what the positive class is (``lesion`` or ``gland``).
     """
 
-    architecture: str = "fpn"
-    encoder_name: str = "resnet152"
-    encoder_weights: str | None = None
-    decoder_pyramid_channels: int = 256
-    decoder_segmentation_channels: int = 128
-    segformer_size: str = "b0"
-    pretrained_backbone: str | None = None
-    num_channels: int = 3
-    dice_weight: float = 1.0
-    bce_weight: float = 1.0
-    label: str = "lesion"
+    architecture: str = field(default="fpn", metadata={"help": "fpn (segmentation-models-pytorch) or segformer"})
+    encoder_name: str = field(default="resnet152", metadata={"help": "FPN encoder (smp name)"})
+    encoder_weights: str | None = field(default=None, metadata={"help": "FPN encoder init: 'imagenet' (online) or none"})
+    decoder_pyramid_channels: int = field(default=256, metadata={"help": "FPN decoder pyramid channels"})
+    decoder_segmentation_channels: int = field(default=128, metadata={"help": "FPN segmentation channels (x32)"})
+    segformer_size: str = field(default="b0", metadata={"help": "Segformer size: b0..b5"})
+    pretrained_backbone: str | None = field(default=None, metadata={"help": "Segformer: Hub ID of an MiT encoder"})
+    num_channels: int = field(default=3, metadata={"help": "input channels (gray is replicated to this many)"})
+    dice_weight: float = field(default=1.0, metadata={"help": "weight of the Dice loss"})
+    bce_weight: float = field(default=1.0, metadata={"help": "weight of the BCE loss"})
+    label: str = field(default="lesion", metadata={"help": "name of the positive class"})
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:

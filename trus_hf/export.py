@@ -25,8 +25,9 @@ from torch import nn
 from .fileio import atomic_dir
 from .image_processing import TrusImageProcessor
 from .metrics import binary_metrics
+from .modelcard import render_model_card
 
-__all__ = ["check_parity", "export_onnx", "quantize_int8"]
+__all__ = ["check_parity", "ensure_onnx", "export_onnx", "quantize_int8"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,6 @@ def export_onnx(model: str | Path | Any, out_dir: str | Path, processor: TrusIma
     """
     import onnx
 
-    from .hub import render_model_card
     from .models import load_model
 
     source_dir = None
@@ -160,9 +160,7 @@ def export_onnx(model: str | Path | Any, out_dir: str | Path, processor: TrusIma
         raise ValueError("pass the model's processor when exporting a model object")
     model = model.float().eval()
     out_dir = Path(out_dir)
-    h, w = processor.size["height"], processor.size["width"]
-    d = max(1, processor.size_divisor)
-    example = torch.randn(2, model.config.num_channels, -(-h // d) * d, -(-w // d) * d)
+    example = torch.randn(2, model.config.num_channels, *processor.canvas_size)
     info: dict[str, Any] = {"opset": opset}
     with atomic_dir(out_dir) as tmp:
         t0 = time.perf_counter()
@@ -190,3 +188,31 @@ def export_onnx(model: str | Path | Any, out_dir: str | Path, processor: TrusIma
         (tmp / "parity.json").write_text(json.dumps(info, indent=1))
     info["out_dir"] = str(out_dir)
     return info
+
+
+def default_onnx_cache() -> Path:
+    """Where `ensure_onnx` keeps exports: ``$TRUS_HF_CACHE/onnx``, else ``<temp dir>/trus-hf-cache/onnx``."""
+    import os
+    import tempfile
+
+    return Path(os.environ.get("TRUS_HF_CACHE", Path(tempfile.gettempdir()) / "trus-hf-cache")) / "onnx"
+
+
+def ensure_onnx(source: str | Path, cache_dir: str | Path | None = None, revision: str | None = None) -> Path:
+    """A folder with ``model.onnx`` for ``source`` (a local folder or a Hub ID, downloaded once): the folder itself
+    when it holds an export, else an export made once into ``cache_dir`` (keyed by the weights' hash) and reused."""
+    import hashlib
+
+    from .models import resolve_model_dir
+
+    folder = resolve_model_dir(source, revision=revision)
+    if (folder / "model.onnx").is_file():
+        return folder
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise ValueError(f"{source}: neither model.onnx nor model.safetensors to export from")
+    key = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    target = Path(cache_dir or default_onnx_cache()) / key
+    if not (target / "model.onnx").is_file():
+        export_onnx(folder, target, verify=False)
+    return target

@@ -8,22 +8,25 @@ same folder, then `os.replace`, so a crash never leaves a half-written file behi
 from __future__ import annotations
 
 import contextlib
+import csv
+import json
 import os
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "atomic_dir", "atomic_file", "read_image", "read_mask",
-           "remove_stale_temporaries", "write_png"]
+from .arrays import MAX_PIXELS, mask_to_binary, pil_to_array
+
+__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "atomic_dir", "atomic_file", "read_dicom_frames", "read_image",
+           "read_mask", "remove_stale_temporaries", "write_csv", "write_json", "write_png"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_EXTENSIONS = (".dcm", ".dicom")
-DEFAULT_MAX_PIXELS = 40_000_000
 
 
 def _is_dicom(path: Path) -> bool:
@@ -73,7 +76,7 @@ def read_dicom_frames(path: str | Path) -> tuple[np.ndarray, "object"]:
     return arr, ds
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, frame: int = 0) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, frame: int = 0) -> np.ndarray:
     """Decode an image file into an array (H, W) or (H, W, 3), uint8 or uint16.
 
     Raises `ValueError` naming the file for: missing or empty files, unsupported formats, truncated data,
@@ -97,7 +100,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, frame: in
                     if im.width * im.height > max_pixels:
                         raise ValueError(f"{path}: {im.width}x{im.height} pixels exceeds the limit of {max_pixels}")
                     im.load()
-                    arr = _pil_to_array(im)
+                    arr = pil_to_array(im, name=str(path))
         except ValueError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -112,27 +115,9 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, frame: in
     return arr
 
 
-def _pil_to_array(im: Image.Image) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I;16L"):
-        return np.asarray(im, dtype=np.uint16)
-    if im.mode == "I":
-        arr = np.asarray(im)
-        return np.clip(arr, 0, 65535).astype(np.uint16)
-    if im.mode in ("L", "1"):
-        return np.asarray(im.convert("L"))
-    if im.mode == "F":
-        arr = np.asarray(im, dtype=np.float32)
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        return ((arr - lo) / max(hi - lo, 1e-9) * 255).astype(np.uint8)
-    return np.asarray(im.convert("RGB"))
-
-
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a mask PNG as uint8 0/1, validated (values {0,1} or {0,255}); errors name the file."""
-    from .image_processing import TrusImageProcessor
-
-    arr = read_image(path)
-    return TrusImageProcessor.mask_to_binary(arr, name=str(path))
+    return mask_to_binary(read_image(path), name=str(path))
 
 
 def write_png(path: str | Path, array: np.ndarray) -> Path:
@@ -141,6 +126,25 @@ def write_png(path: str | Path, array: np.ndarray) -> Path:
     with atomic_file(path) as tmp:
         Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
     return path
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], fieldnames: Sequence[str] | None = None) -> Path:
+    """Write dict rows as CSV, atomically; columns are ``fieldnames`` (extra keys ignored) or the first row's keys."""
+    rows = list(rows)
+    fields = list(fieldnames) if fieldnames is not None else list(rows[0]) if rows else []
+    with atomic_file(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    return Path(path)
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+    """Write ``data`` as JSON, atomically (non-JSON numbers such as numpy floats are written as floats)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent, default=float))
+    return Path(path)
 
 
 @contextlib.contextmanager

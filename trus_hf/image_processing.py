@@ -28,10 +28,12 @@ from typing import Any, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
 from transformers.image_processing_base import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
+from .arrays import MAX_PIXELS, mask_to_binary, to_gray_float
+
+# to_gray_float lives in trus_hf.arrays; it stays importable from here, where users met it first.
 __all__ = ["Geometry", "TrusImageProcessor", "detect_ultrasound_roi", "isotropic_diffusion", "to_gray_float"]
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -53,68 +55,6 @@ class Geometry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def to_gray_float(image: Any, name: str = "image", max_pixels: int | None = None) -> np.ndarray:
-    """Convert a PIL image or array (grayscale, RGB, RGBA, 8/16-bit, bool or float) to float32 grayscale in [0, 1].
-
-    Floats must be finite and lie in [0, 1], or in [0, 255] (then divided by 255). Raises `ValueError` naming what was
-    expected and what came.
-    """
-    if isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L"):
-            arr = np.asarray(image, dtype=np.uint16)
-        elif image.mode == "I":
-            arr = np.asarray(image, dtype=np.int32)
-            if arr.min() < 0 or arr.max() > 65535:
-                raise ValueError(f"{name}: 32-bit integer image outside 0..65535 (range {arr.min()}..{arr.max()})")
-            arr = arr.astype(np.uint16)
-        elif image.mode in ("L", "F", "1"):
-            arr = np.asarray(image)
-        else:
-            arr = np.asarray(image.convert("RGB"))
-    else:
-        try:
-            arr = np.asarray(image)
-        except Exception as exc:  # e.g. ragged nested lists
-            raise ValueError(f"{name}: cannot be read as an array ({exc})") from exc
-    if arr.dtype == object or arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty numeric image array, got dtype {arr.dtype} shape {arr.shape}")
-    if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
-        channels = arr.shape[-1]
-    elif arr.ndim == 2:
-        channels = 1
-    else:
-        raise ValueError(f"{name}: expected shape (H, W) or (H, W, C) with C in 1, 3, 4; got {arr.shape}")
-    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
-        raise ValueError(f"{name}: {arr.shape[1]}x{arr.shape[0]} = {arr.shape[0] * arr.shape[1]} pixels exceeds the "
-                         f"limit of {max_pixels}")
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.float32)
-    elif arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        arr = arr.astype(np.float32) / 65535.0
-    elif np.issubdtype(arr.dtype, np.integer):
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi > 255:
-            raise ValueError(f"{name}: integer images must be uint8, uint16 or lie in 0..255; got {arr.dtype} with "
-                             f"range {lo}..{hi}")
-        arr = arr.astype(np.float32) / 255.0
-    elif np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name}: contains NaN or infinite values")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0.0 or hi > 255.0:
-            raise ValueError(f"{name}: float images must lie in [0, 1] or [0, 255]; got range [{lo:g}, {hi:g}]")
-        if hi > 1.0:
-            arr = arr / 255.0
-    else:
-        raise ValueError(f"{name}: unsupported dtype {arr.dtype}")
-    if channels == 1:
-        return np.ascontiguousarray(arr.reshape(arr.shape[0], arr.shape[1]))
-    return cv2.cvtColor(np.ascontiguousarray(arr[..., :3]), cv2.COLOR_RGB2GRAY)
 
 
 def detect_ultrasound_roi(gray: np.ndarray, threshold: float = 0.04, min_fraction: float = 0.05
@@ -190,7 +130,7 @@ class TrusImageProcessor(BaseImageProcessor):
                  size_divisor: int = 32, do_crop_roi: bool = True, crop_box: Sequence[int] | None = None,
                  roi_threshold: float = 0.04, do_diffusion: bool = True, diffusion_iterations: int = 10,
                  diffusion_step: float = 0.2, do_normalize: bool = True, image_mean: Sequence[float] | None = None,
-                 image_std: Sequence[float] | None = None, num_channels: int = 3, max_pixels: int = 40_000_000,
+                 image_std: Sequence[float] | None = None, num_channels: int = 3, max_pixels: int = MAX_PIXELS,
                  **kwargs):
         kwargs.pop("image_processor_type", None)
         super().__init__(**kwargs)
@@ -233,6 +173,12 @@ class TrusImageProcessor(BaseImageProcessor):
             return detect_ultrasound_roi(gray, self.roi_threshold)
         return 0, 0, w, h
 
+    @property
+    def canvas_size(self) -> tuple[int, int]:
+        """(height, width) of every processed image: ``size`` padded up to a multiple of ``size_divisor``."""
+        d = max(1, self.size_divisor)
+        return math.ceil(self.size["height"] / d) * d, math.ceil(self.size["width"] / d) * d
+
     def _layout(self, crop_h: int, crop_w: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         th, tw = self.size["height"], self.size["width"]
         if self.keep_aspect_ratio:
@@ -240,8 +186,7 @@ class TrusImageProcessor(BaseImageProcessor):
             rh, rw = max(1, round(crop_h * scale)), max(1, round(crop_w * scale))
         else:
             rh, rw = th, tw
-        d = max(1, self.size_divisor)
-        ch, cw = math.ceil(th / d) * d, math.ceil(tw / d) * d
+        ch, cw = self.canvas_size
         top, left = (ch - rh) // 2, (cw - rw) // 2
         return (rh, rw), (top, left), (ch, cw)
 
@@ -294,28 +239,9 @@ class TrusImageProcessor(BaseImageProcessor):
         """A 0/1 mask mapped into the model input canvas of ``geo`` (nearest neighbour)."""
         return self._place(mask, geo, cv2.INTER_NEAREST_EXACT)
 
-    @staticmethod
-    def mask_to_binary(mask: Any, name: str = "mask") -> np.ndarray:
-        """Validate a ground-truth mask (values {0,1}, {0,255} or bool; 2-D or single-valued channels) -> uint8 0/1."""
-        if isinstance(mask, Image.Image):
-            mask = np.asarray(mask.convert("L") if mask.mode not in ("L", "1", "I;16", "I") else mask)
-        m = np.asarray(mask)
-        if m.ndim == 3 and m.shape[-1] in (3, 4):
-            if not (m[..., :3] == m[..., :1]).all():
-                raise ValueError(f"{name}: a color mask must have equal R, G and B channels")
-            m = m[..., 0]
-        elif m.ndim == 3 and m.shape[-1] == 1:
-            m = m[..., 0]
-        if m.ndim != 2 or m.size == 0:
-            raise ValueError(f"{name}: expected a 2-D mask, got shape {m.shape}")
-        if m.dtype == np.bool_:
-            return m.astype(np.uint8)
-        values = np.unique(m)
-        if values.size > 2 or not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
-            shown = values[:10].tolist()
-            raise ValueError(f"{name}: mask values must be {{0, 1}} or {{0, 255}}, got {shown}"
-                             f"{' ...' if values.size > 10 else ''}")
-        return (m > 0).astype(np.uint8)
+    #: Validation of ground-truth masks (`trus_hf.arrays.mask_to_binary`), reachable from the processor as in
+    #: transformers' processors.
+    mask_to_binary = staticmethod(mask_to_binary)
 
     def preprocess(self, images: Any, masks: Any = None, return_tensors: str | None = "pt",
                    **kwargs) -> BatchFeature:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from .arrays import mask_to_binary
 from .fileio import read_image, read_mask
 from .image_processing import TrusImageProcessor
 from .metrics import binary_metrics
@@ -75,8 +76,8 @@ def _checked_threshold(threshold: float) -> float:
 
 
 def _channels_last(model: Any) -> bool:
-    """channels_last gave 0.81x the eager time of FPN-resnet152 at 768x768 on 2 CPU threads (benchmarks/latency.py);
-    it did not help Segformer-b2 (1.05x), so only the convolutional FPN on the PyTorch backend uses it."""
+    """Whether the model runs in channels_last memory format: the convolutional FPN on the PyTorch backend, where it
+    is faster on CPU; Segformer is not (benchmarks/latency.py measures both, BENCHMARKS.md has the figures)."""
     return isinstance(model, torch.nn.Module) and getattr(getattr(model, "config", None), "architecture", "") == "fpn"
 
 
@@ -141,6 +142,32 @@ class SegmentationPipeline:
                 outs.append(m(torch.flip(x, dims=[-1])).logits.float().cpu().flip(dims=[-1]))
         return torch.stack(outs).mean(0) if len(outs) > 1 else outs[0]
 
+    def postprocess(self, logits: Any, geometries: Sequence[Any], ground_truths: Sequence[Any] | None = None,
+                    threshold: float | None = None) -> list[SegmentationResult]:
+        """Logits of a processed batch -> results at the original size: probabilities mapped back through each
+        image's geometry, thresholded, optionally reduced to the largest component, scored against the ground truth
+        (entries may be None). Training validation calls this too, so the checkpoint it keeps is chosen by the same
+        masks and metrics that evaluation reports."""
+        threshold = self.threshold if threshold is None else _checked_threshold(threshold)
+        probs = self.processor.post_process_logits(logits, geometries)
+        if ground_truths is not None and len(ground_truths) != len(probs):
+            raise ValueError(f"got {len(probs)} predictions but {len(ground_truths)} ground truths")
+        results = []
+        for i, p in enumerate(probs):
+            mask = (p > threshold).astype(np.uint8)
+            if self.largest_component_only:
+                mask = largest_component(mask)
+            metrics = None
+            gt = ground_truths[i] if ground_truths is not None else None
+            if gt is not None:
+                gt = read_mask(gt) if isinstance(gt, (str, Path)) else mask_to_binary(gt, "ground truth")
+                if gt.shape != mask.shape:
+                    raise ValueError(f"ground truth size {gt.shape[1]}x{gt.shape[0]} differs from the image "
+                                     f"{mask.shape[1]}x{mask.shape[0]}")
+                metrics = binary_metrics(mask, gt)
+            results.append(SegmentationResult(mask, p, metrics))
+        return results
+
     def predict(self, images: Sequence[Any], ground_truths: Sequence[Any] | None = None,
                 threshold: float | None = None) -> list[SegmentationResult]:
         """Predict a list of inputs; ``ground_truths`` (same length, entries may be None) adds IoU/Dice.
@@ -157,25 +184,15 @@ class SegmentationPipeline:
             t1 = time.perf_counter()
             logits = self.logits(batch["pixel_values"])
             t2 = time.perf_counter()
-            probs = self.processor.post_process_logits(logits, batch["geometries"])
+            gts = ground_truths[start:start + len(chunk)] if ground_truths is not None else None
+            chunk_results = self.postprocess(logits, batch["geometries"], gts, threshold)
             t3 = time.perf_counter()
             n = len(chunk)
-            for i, p in enumerate(probs):
-                mask = (p > threshold).astype(np.uint8)
-                if self.largest_component_only:
-                    mask = largest_component(mask)
-                metrics = None
-                gt = ground_truths[start + i] if ground_truths is not None else None
-                if gt is not None:
-                    gt = read_mask(gt) if isinstance(gt, (str, Path)) else self.processor.mask_to_binary(gt, "ground truth")
-                    if gt.shape != mask.shape:
-                        raise ValueError(f"ground truth size {gt.shape[1]}x{gt.shape[0]} differs from the image "
-                                         f"{mask.shape[1]}x{mask.shape[0]}")
-                    metrics = binary_metrics(mask, gt)
-                t4 = time.perf_counter()
-                timings = {"preprocess": (t1 - t0) * 1000 / n, "inference": (t2 - t1) * 1000 / n,
-                           "postprocess": ((t3 - t2) / n + (t4 - t3)) * 1000}
-                results.append(SegmentationResult(mask, p, metrics, timings, loaded[i][1]))
+            for r, (_, source) in zip(chunk_results, loaded):
+                r.timings_ms = {"preprocess": (t1 - t0) * 1000 / n, "inference": (t2 - t1) * 1000 / n,
+                                "postprocess": (t3 - t2) * 1000 / n}
+                r.source = source
+            results += chunk_results
         return results
 
     def __call__(self, images: Any, ground_truth: Any = None, threshold: float | None = None

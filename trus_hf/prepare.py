@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -22,9 +21,10 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
+from .arrays import to_gray_float
 from .fileio import (DICOM_EXTENSIONS, IMAGE_EXTENSIONS, atomic_file, read_dicom_frames, read_image,
-                     remove_stale_temporaries, write_png)
-from .image_processing import detect_ultrasound_roi, to_gray_float
+                     remove_stale_temporaries, write_csv, write_json, write_png)
+from .image_processing import detect_ultrasound_roi
 
 __all__ = ["PrepareReport", "VIDEO_EXTENSIONS", "export_for_labeling", "import_labels", "prepare_frames"]
 
@@ -183,16 +183,11 @@ def prepare_frames(raw_dir: str | Path, out_dir: str | Path, every: int = 1, on_
             # Path parts can be identifying (folders named after patients): the report on disk names the pseudonym.
             report.skipped_ids.append((source, reason.replace(path.name, f"<{source}{path.suffix.lower()}>")))
         # The manifest is rewritten atomically after each source: a killed run resumes where it stopped.
-        with atomic_file(manifest_path) as tmp:
-            with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
-    with atomic_file(out / "prepare_report.json") as tmp:
-        tmp.write_text(json.dumps({"written": report.written, "sources": report.sources,
-                                   "skipped": [{"source": f, "reason": r} for f, r in report.skipped_ids],
-                                   "duplicates": [{"file": a, "like": b, "distance": d}
-                                                  for a, b, d in report.duplicates]}, indent=1))
+        write_csv(manifest_path, rows, MANIFEST_FIELDS)
+    write_json(out / "prepare_report.json", {"written": report.written, "sources": report.sources,
+                                             "skipped": [{"source": f, "reason": r} for f, r in report.skipped_ids],
+                                             "duplicates": [{"file": a, "like": b, "distance": d}
+                                                            for a, b, d in report.duplicates]})
     return report
 
 
@@ -272,8 +267,7 @@ def import_labels(export: str | Path, out_dir: str | Path, format: str = "auto",
         card.append(f"- {key.replace('_', ' ')}: {len(validation[key])}")
     with atomic_file(out / "README.md") as tmp:
         tmp.write_text("\n".join(card) + "\n")
-    with atomic_file(out / "validation_report.json") as tmp:
-        tmp.write_text(json.dumps(validation, indent=1))
+    write_json(out / "validation_report.json", validation)
     if push_to_hub:
         dsd.push_to_hub(push_to_hub)
         from huggingface_hub import HfApi
@@ -336,6 +330,5 @@ def export_for_labeling(model: str | Path, images: str | Path, out_dir: str | Pa
             x, y, bw, bh, area = (int(v) for v in stats[k])
             coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i, "category_id": 1,
                                         "segmentation": polys, "area": area, "bbox": [x, y, bw, bh], "iscrowd": 0})
-    with atomic_file(ann_path) as tmp:
-        tmp.write_text(json.dumps(coco))
+    write_json(ann_path, coco, indent=None)
     return ann_path

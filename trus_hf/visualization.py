@@ -5,19 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .arrays import to_rgb8
+
 __all__ = ["disagreement", "heatmap", "overlay", "to_rgb8"]
-
-
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """Any supported image array (gray/RGB/RGBA, 8/16-bit, float) as RGB uint8 for display."""
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        from .image_processing import to_gray_float
-
-        img = (to_gray_float(img) * 255 + 0.5).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    return np.ascontiguousarray(img[..., :3])
 
 
 def _outline(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> None:

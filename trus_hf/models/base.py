@@ -21,6 +21,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 from ..configuration import TrusSegConfig
 from ..fileio import atomic_dir
 from ..losses import DiceBCELoss
+from ..modelcard import render_model_card
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "TrusSegmentationModel"]
 
@@ -78,8 +79,6 @@ class TrusSegmentationModel(nn.Module):
             if processor is not None:
                 processor.save_pretrained(tmp)
             if card is None:
-                from ..hub import render_model_card
-
                 card = render_model_card(self.config, processor)
             (tmp / "README.md").write_text(card)
             # Keep extra files (ONNX export, training logs) that a previous save left in the folder.

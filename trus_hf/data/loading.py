@@ -1,0 +1,102 @@
+"""`load_dataset`: any supported source -> a validated `datasets.DatasetDict` (format detection, the loader of that
+format, the shared collector, the report)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import datasets
+
+from .coco import coco_candidates
+from .collect import DataReport, collect, to_dataset
+from .folder import cvat_candidates, folder_candidates
+from .imagefolder import imagefolder_candidates
+from .roboflow import roboflow_mask_candidates
+from .sources import load_hub, load_synthetic
+from .yolo import yolo_seg_candidates
+
+__all__ = ["FORMATS", "load_dataset", "load_dataset_with_report"]
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("auto", "folder", "coco", "roboflow-masks", "yolo-seg", "cvat-masks", "imagefolder", "synthetic", "hub")
+
+#: Each file-based format: its loader and the options of `load_dataset_with_report` it takes.
+_LOADERS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "folder": (folder_candidates, ("mask_suffix", "group_pattern", "extra_columns")),
+    "cvat-masks": (cvat_candidates, ("mask_suffix", "group_pattern", "extra_columns")),
+    "coco": (coco_candidates, ("categories", "group_pattern")),
+    "roboflow-masks": (roboflow_mask_candidates, ("categories", "group_pattern")),
+    "yolo-seg": (yolo_seg_candidates, ("categories", "group_pattern")),
+    "imagefolder": (imagefolder_candidates, ("extra_columns",)),
+}
+
+
+def _detect_format(source: str) -> str:
+    if source.startswith("synthetic:"):
+        return "synthetic"
+    path = Path(source)
+    if not path.exists():
+        return "hub"
+    if path.is_file() and path.suffix == ".json":
+        return "coco"
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return "hub"
+    if (path / "metadata.jsonl").exists():
+        return "imagefolder"
+    if list(path.glob("**/_annotations.coco.json")) or (len(list(path.glob("*.json"))) == 1
+                                                         and not (path / "images").is_dir()):
+        return "coco"
+    if list(path.glob("**/_classes.csv")):
+        return "roboflow-masks"
+    if list(path.glob("**/labels/*.txt")):
+        return "yolo-seg"
+    if list(path.glob("**/images")):
+        return "folder"
+    raise ValueError(f"{source}: cannot tell the dataset format; pass one of {', '.join(FORMATS[1:])}")
+
+
+def load_dataset_with_report(source: str | Path, format: str = "auto", mask_suffix: str = "",
+                             categories: Sequence[str] | None = None, group_pattern: str | None = None,
+                             extra_columns: Sequence[str] = (), revision: str | None = None
+                             ) -> tuple[datasets.DatasetDict, DataReport]:
+    """Load ``source`` into a DatasetDict and report what was skipped and why (see `trus_hf.data`)."""
+    source = str(source)
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
+    fmt = _detect_format(source) if format == "auto" else format
+    report = DataReport()
+    if fmt == "synthetic":
+        dsd = load_synthetic(source)
+    elif fmt == "hub":
+        dsd = load_hub(source, revision)
+    else:
+        root = Path(source)
+        if not root.exists():
+            raise ValueError(f"{root}: no such file or folder")
+        loader, takes = _LOADERS[fmt]
+        options = {"mask_suffix": mask_suffix, "categories": categories, "group_pattern": group_pattern,
+                   "extra_columns": extra_columns}
+        splits = collect(loader(root, report, **{k: options[k] for k in takes}), fmt, report)
+        empty = [s for s, rows in splits.items() if not rows]
+        if empty and not report.skipped:
+            raise ValueError(f"{root}: no images found for split(s) {empty} (format {fmt})")
+        dsd = datasets.DatasetDict({s: to_dataset(rows, extra_columns) for s, rows in splits.items() if rows})
+    report.loaded = {s: len(d) for s, d in dsd.items()}
+    return dsd, report
+
+
+def load_dataset(source: str | Path, format: str = "auto", strict: bool = True, **kwargs) -> datasets.DatasetDict:
+    """Load ``source`` (see `trus_hf.data`). ``strict=True`` raises on any invalid item, listing them all;
+    ``strict=False`` skips them with a warning that lists each one and its reason."""
+    dsd, report = load_dataset_with_report(source, format, **kwargs)
+    if report.skipped:
+        msg = f"{source}: {len(report.skipped)} item(s) invalid:\n" + "\n".join(f"  {f}: {r}" for f, r in report.skipped)
+        if strict:
+            raise ValueError(msg + "\n(pass strict=False / --skip-invalid to skip them)")
+        logger.warning(msg)
+    if not dsd:
+        raise ValueError(f"{source}: no valid image/mask pairs")
+    return dsd

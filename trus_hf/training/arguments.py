@@ -1,0 +1,70 @@
+"""`TrainingArguments`: data, preprocessing and optimisation settings of a run (the model itself is a
+`TrusSegConfig`); both are parsed from the command line by one `HfArgumentParser`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..configuration import TrusSegConfig
+from ..image_processing import TrusImageProcessor
+
+__all__ = ["TrainingArguments", "parse_args"]
+
+
+@dataclass
+class TrainingArguments:
+    """Data, preprocessing and optimisation settings. Defaults follow the original recipe."""
+
+    output_dir: str = field(default="runs/model", metadata={"help": "where checkpoints, logs and the model go"})
+    data: str = field(default="synthetic:64:512", metadata={"help": "dataset: folder, COCO json, Hub ID, synthetic:N"})
+    data_format: str = field(default="auto", metadata={"help": "dataset format (see trus_hf.data.FORMATS)"})
+    mask_suffix: str = field(default="", metadata={"help": "mask file suffix in folder datasets, e.g. _mask"})
+    skip_invalid: bool = field(default=False, metadata={"help": "skip invalid pairs (listed) instead of failing"})
+    test_fold: str | None = field(default=None, metadata={"help": "value of --fold-column held out as test set"})
+    fold_column: str | None = field(default=None, metadata={"help": "dataset column with fold ids (e.g. kFold)"})
+    folds: int = field(default=0, metadata={"help": "k-fold cross-validation with K folds (0 = single run)"})
+    val_fraction: float = field(default=0.2, metadata={"help": "group-aware validation fraction without a split"})
+    image_size: int = field(default=768, metadata={"help": "model input size (square)"})
+    interpolation: str = field(default="area", metadata={"help": "image interpolation: area, bilinear, bicubic"})
+    diffusion_iterations: int = field(default=10, metadata={"help": "isotropic diffusion iterations (0 = off)"})
+    epochs: int = field(default=50, metadata={"help": "maximum epochs"})
+    batch_size: int = field(default=4, metadata={"help": "per-device batch size"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay"})
+    lr_patience: int = field(default=5, metadata={"help": "ReduceLROnPlateau patience (epochs)"})
+    lr_factor: float = field(default=0.5, metadata={"help": "ReduceLROnPlateau factor"})
+    early_stopping: int = field(default=0, metadata={"help": "stop after N epochs without improvement (0 = off)"})
+    augment: bool = field(default=True, metadata={"help": "use the training augmentations"})
+    seed: int = field(default=42, metadata={"help": "random seed"})
+    num_workers: int = field(default=0, metadata={"help": "data loader workers"})
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (GPU)"})
+    resume: bool = field(default=False, metadata={"help": "continue from <output_dir>/checkpoints/last"})
+    checkpoint_every: int = field(default=1, metadata={"help": "write the resumable checkpoint every N epochs"})
+    max_train_minutes: float = field(default=0.0, metadata={"help": "stop after this wall time (0 = no limit)"})
+    max_steps_per_epoch: int = field(default=0, metadata={"help": "cap optimizer steps per epoch (0 = all)"})
+    preview_augmentations: int = field(default=0, metadata={"help": "write a grid of N augmented samples and exit"})
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo ID to push the best model to"})
+    dataset_name: str | None = field(default=None, metadata={"help": "dataset name for the model card"})
+    save_dtype: str = field(default="float32", metadata={"help": "dtype of saved weights: float32 or float16"})
+    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard logs"})
+
+    def processor(self) -> TrusImageProcessor:
+        return TrusImageProcessor(size={"height": self.image_size, "width": self.image_size},
+                                  interpolation=self.interpolation, do_diffusion=self.diffusion_iterations > 0,
+                                  diffusion_iterations=max(self.diffusion_iterations, 0))
+
+
+def parse_args(architecture: str, argv: Sequence[str] | None = None, prog: str | None = None
+               ) -> tuple[TrusSegConfig, TrainingArguments]:
+    """The model config and the training arguments of a ``train_<architecture>.py`` command line."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((TrusSegConfig, TrainingArguments), prog=prog,
+                              description=f"Train a trus-hf {architecture} model (runs under `accelerate launch`).")
+    parser.set_defaults(architecture=architecture)
+    config, args = parser.parse_args_into_dataclasses(args=None if argv is None else list(argv))
+    if config.architecture != architecture:
+        parser.error(f"this command trains {architecture!r}; for {config.architecture!r} use "
+                     f"train_{config.architecture}.py (or `trus-hf train {config.architecture}`)")
+    return config, args

@@ -1,0 +1,44 @@
+"""`train_kfold`: K-fold cross-validation by group (or by a fold column such as BUS-BRA's ``kFold``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..configuration import TrusSegConfig
+from ..data import group_kfold
+from ..fileio import write_csv, write_json
+from .arguments import TrainingArguments
+from .dataset import load_training_data
+from .loop import train
+
+__all__ = ["train_kfold"]
+
+
+def train_kfold(model_config: TrusSegConfig, args: TrainingArguments) -> dict[str, Any]:
+    """K models in ``<output_dir>/fold_<i>``, per-fold metrics and mean +/- std in ``kfold_summary.json`` and
+    ``kfold_metrics.csv``. The fold models form an ensemble in `SegmentationPipeline`."""
+    dsd = load_training_data(args)
+    full = dsd["train"]
+    test = dsd.get("test")
+    folds = group_kfold(full, k=args.folds, seed=args.seed, fold_column=args.fold_column)
+    if args.fold_column is None and len(folds) != args.folds:
+        raise ValueError(f"expected {args.folds} folds, got {len(folds)}")
+    per_fold = []
+    for i, (tr, va) in enumerate(folds, 1):
+        fold_args = TrainingArguments(**{**asdict(args), "output_dir": str(Path(args.output_dir) / f"fold_{i}"),
+                                         "folds": 0, "push_to_hub": None})
+        s = train(model_config, fold_args, full.select(tr), full.select(va), test)
+        per_fold.append({"fold": i, "val_iou": s["best_val"]["mean_iou"], "val_dice": s["best_val"]["mean_dice"],
+                         "train_images": len(tr), "val_images": len(va), "model_dir": s.get("model_dir")})
+    ious = np.array([f["val_iou"] for f in per_fold])
+    dices = np.array([f["val_dice"] for f in per_fold])
+    summary = {"k": len(per_fold), "folds": per_fold, "iou_mean": float(ious.mean()), "iou_std": float(ious.std()),
+               "dice_mean": float(dices.mean()), "dice_std": float(dices.std())}
+    out = Path(args.output_dir)
+    write_json(out / "kfold_summary.json", summary)
+    write_csv(out / "kfold_metrics.csv", per_fold)
+    return summary

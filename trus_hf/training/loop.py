@@ -1,0 +1,202 @@
+"""`train`: one model, one run. Built on `accelerate`: the same code trains on a CPU, one GPU, or several GPUs/nodes
+with DDP and bf16/fp16 under ``accelerate launch``.
+
+The recipe: Dice + BCE, Adam, ReduceLROnPlateau on validation IoU, best checkpoint kept by validation IoU, optional
+early stopping. Validation IoU is measured exactly as evaluation reports it: logits mapped back to each image's
+original size, thresholded and scored by `SegmentationPipeline.postprocess`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..augment import preview_augmentations
+from ..configuration import TrusSegConfig
+from ..fileio import remove_stale_temporaries
+from ..metrics import aggregate
+from ..models import create_model
+from ..pipeline import SegmentationPipeline
+from .arguments import TrainingArguments
+from .checkpoints import load_checkpoint, save_checkpoint
+from .dataset import (TorchSegmentationDataset, cached_preprocess, geometries_of, load_training_data, original_masks,
+                      split_for_training)
+from .reporting import finalize_run, run_card, write_logs
+
+__all__ = ["train"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Validator:
+    """Validation loss on the canvas, and IoU/Dice through the pipeline's post-processing at the original size."""
+
+    def __init__(self, pipeline: SegmentationPipeline, geometries, masks):
+        self.pipeline, self.geometries, self.masks = pipeline, geometries, masks
+
+    def __call__(self, model, loader, accelerator) -> dict[str, float]:
+        from accelerate.utils import gather_object
+
+        model.eval()
+        per_image: dict[int, dict[str, float]] = {}
+        loss_sum, n = 0.0, 0
+        with torch.inference_mode():
+            for batch in loader:
+                out = model(pixel_values=batch["pixel_values"], labels=batch["labels"])
+                loss_sum += float(out.loss) * len(batch["labels"])
+                n += len(batch["labels"])
+                idx = batch["index"].tolist()
+                results = self.pipeline.postprocess(out.logits.float().cpu(), [self.geometries[i] for i in idx],
+                                                    [self.masks[i] for i in idx])
+                per_image.update({i: r.metrics for i, r in zip(idx, results)})
+        model.train()
+        gathered = dict(gather_object(list(per_image.items())))  # every process's images, each once
+        metrics = aggregate([gathered[i] for i in sorted(gathered)])
+        metrics["loss"] = loss_sum / max(n, 1)
+        return metrics
+
+
+def _loaders(args: TrainingArguments, train_pre, val_pre, processor):
+    train_set = TorchSegmentationDataset(train_pre, processor, args.augment, args.seed)
+    val_set = TorchSegmentationDataset(val_pre, processor, False, args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers,
+                              generator=generator, drop_last=len(train_set) > args.batch_size)
+    val_loader = DataLoader(val_set, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers)
+    return train_loader, val_loader, generator
+
+
+def _train_epoch(model, loader, optimizer, accelerator, args: TrainingArguments, epoch: int, start_time: float
+                 ) -> list[float]:
+    from tqdm.auto import tqdm
+
+    losses: list[float] = []
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not accelerator.is_local_main_process,
+               leave=False)
+    for step, batch in enumerate(bar):
+        if args.max_steps_per_epoch and step >= args.max_steps_per_epoch:
+            break
+        if args.max_train_minutes and losses and time.time() - start_time > args.max_train_minutes * 60:
+            break  # the budget ends inside an epoch: validate and save what was learned so far
+        with accelerator.autocast():
+            loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    return losses
+
+
+def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datasets.Dataset | None = None,
+          val_ds: datasets.Dataset | None = None, test_ds: datasets.Dataset | None = None) -> dict[str, Any]:
+    """Train one model; returns a summary with the best validation (and test) metrics and the model folder.
+
+    Without ``train_ds``/``val_ds`` the data come from ``args.data`` (validation split by group when the dataset has
+    none). The best model is saved to ``<output_dir>/model`` (config, safetensors, processor, card).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    if accelerator.is_main_process:
+        for stale in remove_stale_temporaries(out):
+            logger.info("removed %s left by an interrupted run", stale)
+    set_seed(args.seed)
+    processor = args.processor()
+
+    if train_ds is None or val_ds is None:
+        train_ds, val_ds, test_ds = split_for_training(load_training_data(args), args)
+    if args.preview_augmentations:
+        sample = cached_preprocess(train_ds.select(range(min(8, len(train_ds)))), processor, None).with_format("numpy")
+        path = preview_augmentations(list(sample["x"]), list(sample["y"]), args.preview_augmentations,
+                                     out / "augmentations.png", seed=args.seed)
+        return {"preview": str(path)}
+
+    cache = out.parent / ".cache" if out.parent != out else out / ".cache"
+    with accelerator.main_process_first():
+        train_pre = cached_preprocess(train_ds, processor, cache)
+        val_pre = cached_preprocess(val_ds, processor, cache)
+    train_loader, val_loader, generator = _loaders(args, train_pre, val_pre, processor)
+
+    model = create_model(model_config)
+    validate = _Validator(SegmentationPipeline(model, processor, device="cpu"), geometries_of(val_pre),
+                          original_masks(val_ds))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=args.lr_factor,
+                                                           patience=args.lr_patience)
+    state: dict[str, Any] = {"epoch": 0, "best_iou": -1.0, "best_epoch": -1, "history": [], "stale": 0,
+                             "train_seconds": 0.0}
+    ckpt = out / "checkpoints" / "last"
+    if args.resume and (ckpt / "trainer_state.json").is_file():
+        state = load_checkpoint(ckpt, model, optimizer, scheduler)
+        generator.manual_seed(args.seed + state["epoch"])
+        logger.info("resumed from %s at epoch %d", ckpt, state["epoch"])
+    elif args.resume:
+        logger.warning("--resume given but %s has no checkpoint; starting fresh", ckpt)
+
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    unwrapped = accelerator.unwrap_model(model)
+    writer = None
+    if args.tensorboard and accelerator.is_main_process:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+
+    start_time = time.time() - state["train_seconds"]
+    for epoch in range(state["epoch"], args.epochs):
+        model.train()
+        losses = _train_epoch(model, train_loader, optimizer, accelerator, args, epoch, start_time)
+        val = validate(model, val_loader, accelerator)
+        scheduler.step(val["mean_iou"])
+        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+               "val_loss": val["loss"], "val_iou": val["mean_iou"], "val_dice": val["mean_dice"],
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - start_time, 1)}
+        state["history"].append(row)
+        state["epoch"] = epoch + 1
+        state["train_seconds"] = time.time() - start_time
+        improved = val["mean_iou"] > state["best_iou"]
+        if improved:
+            state.update(best_iou=val["mean_iou"], best_epoch=epoch + 1, best_val=val, stale=0)
+        else:
+            state["stale"] += 1
+        if accelerator.is_main_process:
+            logger.info("epoch %d: %s", epoch + 1, row)
+            if writer is not None:
+                for k, v in row.items():
+                    if k != "epoch":
+                        writer.add_scalar(k, v, epoch + 1)
+            if improved:
+                unwrapped.save_pretrained(out / "checkpoints" / "best", processor=processor,
+                                          card=run_card(unwrapped.config, processor, args, val, "validation", state))
+            write_logs(out, state["history"])
+            if (epoch + 1) % max(1, args.checkpoint_every) == 0 or epoch + 1 == args.epochs:
+                save_checkpoint(ckpt, unwrapped, optimizer, scheduler, state)
+        accelerator.wait_for_everyone()
+        if args.early_stopping and state["stale"] >= args.early_stopping:
+            logger.info("early stopping after %d epochs without improvement", state["stale"])
+            break
+        if args.max_train_minutes and time.time() - start_time > args.max_train_minutes * 60:
+            logger.info("stopping: time budget of %.1f min reached", args.max_train_minutes)
+            break
+
+    summary: dict[str, Any] = {"best_epoch": state["best_epoch"], "best_val_iou": state["best_iou"],
+                               "best_val": state.get("best_val"), "epochs_run": state["epoch"],
+                               "train_seconds": round(state["train_seconds"], 1),
+                               "train_images": len(train_pre), "val_images": len(val_pre)}
+    if accelerator.is_main_process:
+        summary.update(finalize_run(out, args, test_ds, state))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if writer is not None:
+        writer.close()
+    return summary

@@ -1,0 +1,90 @@
+"""What a run leaves besides checkpoints: ``metrics.csv``/``metrics.json`` and ``training_curves.png`` per epoch,
+the model card of each saved model, and at the end ``model/`` (the best checkpoint evaluated on the test split
+through the prediction pipeline) with ``summary.json``, pushed to the Hub when asked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..fileio import atomic_file, write_csv, write_json
+from ..metrics import aggregate
+from ..modelcard import MODEL_ID_PLACEHOLDER, render_model_card
+from .arguments import TrainingArguments
+
+__all__ = ["finalize_run", "run_card", "write_logs"]
+
+
+def _plot_curves(history: list[dict[str, Any]], out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a1.plot(ep, [h["train_loss"] for h in history], label="train")
+    a1.plot(ep, [h["val_loss"] for h in history], label="validation")
+    a1.set_xlabel("epoch"), a1.set_ylabel("Dice + BCE loss"), a1.legend()
+    a2.plot(ep, [h["val_iou"] for h in history], color="C2")
+    a2.set_xlabel("epoch"), a2.set_ylabel("validation IoU"), a2.set_ylim(0, 1)
+    fig.tight_layout()
+    with atomic_file(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def write_logs(out: Path, history: list[dict[str, Any]]) -> None:
+    write_csv(out / "metrics.csv", history)
+    write_json(out / "metrics.json", history)
+    _plot_curves(history, out / "training_curves.png")
+
+
+def _dataset_name(args: TrainingArguments) -> str:
+    if args.dataset_name:
+        return args.dataset_name
+    return "synthetic TRUS phantoms (trus-hf)" if args.data.startswith("synthetic:") else Path(args.data).name or args.data
+
+
+def run_card(config, processor, args: TrainingArguments, metrics, split: str, state,
+             repo_id: str = MODEL_ID_PLACEHOLDER, fold_summary=None) -> str:
+    """The model card of a checkpoint of this run: recipe, data and the metrics it was chosen or tested on."""
+    training = {"loss": f"{config.dice_weight} x Dice + {config.bce_weight} x BCE", "optimizer": "Adam",
+                "learning_rate": args.learning_rate, "scheduler": "ReduceLROnPlateau(max val IoU, "
+                f"factor={args.lr_factor}, patience={args.lr_patience})", "batch_size": args.batch_size,
+                "epochs_run": state.get("epoch"), "best_epoch": state.get("best_epoch"), "image_size": args.image_size,
+                "augmentation": args.augment, "seed": args.seed, "data": args.data}
+    return render_model_card(config, processor, metrics=metrics, dataset_name=_dataset_name(args), eval_split=split,
+                             repo_id=repo_id, training=training, fold_summary=fold_summary)
+
+
+def finalize_run(out: Path, args: TrainingArguments, test_ds, state) -> dict[str, Any]:
+    """Evaluate the best checkpoint on the test split (through the prediction pipeline), write ``model/`` with its
+    card, and push when asked."""
+    from ..evaluation import evaluate_dataset
+    from ..models import load_model
+    from ..pipeline import SegmentationPipeline
+
+    best = out / "checkpoints" / "best"
+    result: dict[str, Any] = {"model_dir": str(out / "model")}
+    model, processor = load_model(best)
+    metrics, split = state.get("best_val"), "validation"
+    if test_ds is not None and len(test_ds):
+        rows = evaluate_dataset(SegmentationPipeline(model, processor), test_ds)
+        metrics, split = aggregate(rows), "test"
+        result["test"] = metrics
+    repo_id = args.push_to_hub or MODEL_ID_PLACEHOLDER
+    dtype = torch.float16 if args.save_dtype == "float16" else None
+    model.save_pretrained(out / "model", processor=processor,
+                          card=run_card(model.config, processor, args, metrics, split, state, repo_id=repo_id),
+                          dtype=dtype)
+    shutil.copy(out / "training_curves.png", out / "model" / "training_curves.png")
+    write_json(out / "summary.json", {**result, "best_val_iou": state["best_iou"], "best_epoch": state["best_epoch"]})
+    if args.push_to_hub:
+        from ..hub import push_folder
+
+        result["pushed"] = push_folder(out / "model", args.push_to_hub)
+    return result
