@@ -27,9 +27,9 @@ import numpy as np
 from trus_hf import SegmentationPipeline
 from trus_hf.arrays import mask_to_binary
 from trus_hf.demo import DEMO_MODELS_DIR, demo_model_paths
+from trus_hf.export import default_onnx_cache, ensure_onnx
 from trus_hf.fileio import read_image, write_png
 from trus_hf.metrics import binary_metrics
-from trus_hf.export import default_onnx_cache, ensure_onnx
 from trus_hf.synthetic import generate_phantom
 from trus_hf.visualization import disagreement, heatmap, overlay
 
@@ -130,8 +130,10 @@ def _read_ground_truth(file, shape: tuple[int, int]) -> np.ndarray | None:
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
     if gt.shape != shape:
-        raise gr.Error(f"ground-truth mask {name} is {gt.shape[1]}x{gt.shape[0]} but the image is "
-                       f"{shape[1]}x{shape[0]}: they must be the same size")
+        raise gr.Error(
+            f"ground-truth mask {name} is {gt.shape[1]}x{gt.shape[0]} but the image is "
+            f"{shape[1]}x{shape[0]}: they must be the same size"
+        )
     return gt
 
 
@@ -185,20 +187,31 @@ class Handlers:
         except ValueError as exc:
             raise gr.Error(f"{name}: {exc}") from exc
         t = result.timings_ms
-        info = {"image": name, "size": f"{image.shape[1]}x{image.shape[0]}", "model": model_choice,
-                "backend": backend, "threshold": float(threshold), "lesion_pixels": int(result.mask.sum()),
-                "preprocess_ms": round(t["preprocess"], 1), "inference_ms": round(t["inference"], 1),
-                "postprocess_ms": round(t["postprocess"], 1)}
+        info = {
+            "image": name,
+            "size": f"{image.shape[1]}x{image.shape[0]}",
+            "model": model_choice,
+            "backend": backend,
+            "threshold": float(threshold),
+            "lesion_pixels": int(result.mask.sum()),
+            "preprocess_ms": round(t["preprocess"], 1),
+            "inference_ms": round(t["inference"], 1),
+            "postprocess_ms": round(t["postprocess"], 1),
+        }
         iou = round(result.iou, 4) if result.metrics else None
         dice = round(result.dice, 4) if result.metrics else None
         numbers = (self._png(result.mask * 255, name, "mask"), iou, dice, info)
         return image, name, gt, result, numbers
 
     def predict(self, image_file, mask_file, model_choice, custom_model, backend, threshold):
-        image, name, gt, result, numbers = self.run_model(image_file, mask_file, model_choice, custom_model, backend,
-                                                          threshold)
-        return (self._png(overlay(image, result.mask, gt), name, "overlay"),
-                self._png(heatmap(result.probabilities), name, "probability"), *numbers)
+        image, name, gt, result, numbers = self.run_model(
+            image_file, mask_file, model_choice, custom_model, backend, threshold
+        )
+        return (
+            self._png(overlay(image, result.mask, gt), name, "overlay"),
+            self._png(heatmap(result.probabilities), name, "probability"),
+            *numbers,
+        )
 
     def segment(self, image_file, mask_file, model_choice, custom_model, backend, threshold):
         """For API clients: the mask PNG and the numbers, without the two pictures (one download per call, not 3)."""
@@ -212,8 +225,10 @@ class Handlers:
             pipe = self.cache.get(self.cache.source_for(choice, None), BACKENDS.get(backend, "torch"))
             r = pipe(image, ground_truth=gt, threshold=threshold)
             masks.append(r.mask)
-            outs += [self._png(overlay(image, r.mask, gt), name, choice.split()[-1].lower()),
-                     round(r.iou, 4) if r.metrics else None]
+            outs += [
+                self._png(overlay(image, r.mask, gt), name, choice.split()[-1].lower()),
+                round(r.iou, 4) if r.metrics else None,
+            ]
         agreement = binary_metrics(masks[0], masks[1])["iou"]
         diff = self._png(disagreement(image, masks[0], masks[1]), name, "disagreement")
         return (*outs, diff, round(agreement, 4))
@@ -225,51 +240,76 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
     # delete_cache: uploads and outputs (written into this cache by _save_png) older than an hour are removed hourly.
     with gr.Blocks(title="trus-hf: TRUS lesion segmentation", delete_cache=(3600, 3600)) as demo:
         app = Handlers(cache, demo.GRADIO_CACHE)
-        gr.Markdown("# trus-hf: prostate lesion segmentation on TRUS\nUpload a transrectal ultrasound frame (PNG, JPG, "
-                    "BMP, TIFF or DICOM) and, optionally, its ground-truth mask. **Research software, not a medical "
-                    "device.** The demo models were trained on synthetic phantoms only.")
+        gr.Markdown(
+            "# trus-hf: prostate lesion segmentation on TRUS\nUpload a transrectal ultrasound frame (PNG, JPG, "
+            "BMP, TIFF or DICOM) and, optionally, its ground-truth mask. **Research software, not a medical "
+            "device.** The demo models were trained on synthetic phantoms only."
+        )
         with gr.Row():
             model_choice = gr.Dropdown([*DEMO_CHOICES, CUSTOM], value="Demo FPN", label="Model", elem_id="model")
-            custom_model = gr.Textbox(label="Hub ID or local folder (PyTorch or ONNX export)",
-                                      placeholder="org/trus-fpn or /path/to/model", elem_id="custom_model")
+            custom_model = gr.Textbox(
+                label="Hub ID or local folder (PyTorch or ONNX export)",
+                placeholder="org/trus-fpn or /path/to/model",
+                elem_id="custom_model",
+            )
             backend = gr.Radio(list(BACKENDS), value="PyTorch", label="Backend", elem_id="backend")
             threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold", elem_id="threshold")
         with gr.Row():
-            image_file = gr.File(label="TRUS image", file_types=[".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff",
-                                                                  ".dcm", ".dicom"], elem_id="image_file")
-            mask_file = gr.File(label="Ground-truth mask (optional)", file_types=[".png", ".bmp", ".tif", ".tiff"],
-                                elem_id="mask_file")
+            image_file = gr.File(
+                label="TRUS image",
+                file_types=[".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"],
+                elem_id="image_file",
+            )
+            mask_file = gr.File(
+                label="Ground-truth mask (optional)", file_types=[".png", ".bmp", ".tif", ".tiff"], elem_id="mask_file"
+            )
         with gr.Tab("Segment"):
             run = gr.Button("Segment", variant="primary", elem_id="segment")
             with gr.Row():
-                overlay_out = gr.Image(label="Mask on the original image (red: prediction, green: ground truth)",
-                                       format="png", type="filepath", elem_id="overlay", interactive=False)
-                heat_out = gr.Image(label="Lesion probability", format="png", type="filepath", elem_id="heatmap",
-                                    interactive=False)
+                overlay_out = gr.Image(
+                    label="Mask on the original image (red: prediction, green: ground truth)",
+                    format="png",
+                    type="filepath",
+                    elem_id="overlay",
+                    interactive=False,
+                )
+                heat_out = gr.Image(
+                    label="Lesion probability", format="png", type="filepath", elem_id="heatmap", interactive=False
+                )
             with gr.Row():
                 iou_out = gr.Number(label="IoU", elem_id="iou", interactive=False)
                 dice_out = gr.Number(label="Dice", elem_id="dice", interactive=False)
                 mask_out = gr.File(label="Mask (lossless PNG)", elem_id="mask_download")
             info_out = gr.JSON(label="Details and timings", elem_id="details")
             inputs = [image_file, mask_file, model_choice, custom_model, backend, threshold]
-            run.click(app.predict, inputs, [overlay_out, heat_out, mask_out, iou_out, dice_out, info_out],
-                      api_name="predict")
+            run.click(
+                app.predict, inputs, [overlay_out, heat_out, mask_out, iou_out, dice_out, info_out], api_name="predict"
+            )
             # API only (the button is never shown): the same prediction without the overlay and heatmap.
-            gr.Button(visible=False).click(app.segment, inputs, [mask_out, iou_out, dice_out, info_out],
-                                           api_name="segment")
+            gr.Button(visible=False).click(
+                app.segment, inputs, [mask_out, iou_out, dice_out, info_out], api_name="segment"
+            )
         with gr.Tab("Compare FPN vs Segformer"):
             run_cmp = gr.Button("Compare", variant="primary", elem_id="compare")
             with gr.Row():
                 fpn_img = gr.Image(label="Demo FPN", format="png", type="filepath", interactive=False)
                 seg_img = gr.Image(label="Demo Segformer", format="png", type="filepath", interactive=False)
-                diff_img = gr.Image(label="Disagreement (orange: FPN only, cyan: Segformer only)", format="png",
-                                    type="filepath", interactive=False)
+                diff_img = gr.Image(
+                    label="Disagreement (orange: FPN only, cyan: Segformer only)",
+                    format="png",
+                    type="filepath",
+                    interactive=False,
+                )
             with gr.Row():
                 fpn_iou = gr.Number(label="FPN IoU", elem_id="fpn_iou", interactive=False)
                 seg_iou = gr.Number(label="Segformer IoU", elem_id="seg_iou", interactive=False)
                 agree = gr.Number(label="FPN-Segformer agreement (IoU)", elem_id="agreement", interactive=False)
-            run_cmp.click(app.compare, [image_file, mask_file, backend, threshold],
-                          [fpn_img, fpn_iou, seg_img, seg_iou, diff_img, agree], api_name="compare")
+            run_cmp.click(
+                app.compare,
+                [image_file, mask_file, backend, threshold],
+                [fpn_img, fpn_iou, seg_img, seg_iou, diff_img, agree],
+                api_name="compare",
+            )
         gr.Examples(make_examples(), inputs=[image_file, mask_file], label="Synthetic TRUS frames with ground truth")
     # Bounded memory under several users: two inferences at a time, a queue of at most 32 waiting.
     demo.queue(default_concurrency_limit=2, max_size=32)

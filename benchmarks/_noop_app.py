@@ -17,10 +17,22 @@ import app  # noqa: E402  (the same queue settings)
 SOURCES = os.environ["TRUS_HF_NOOP_OUTPUTS"].split(os.pathsep)
 
 with gr.Blocks() as demo:
-    inputs = [gr.File(), gr.File(), gr.Dropdown(["Demo FPN"], value="Demo FPN"), gr.Textbox(), gr.Radio(["PyTorch"]),
-              gr.Slider(0.05, 0.95)]
-    outputs = [gr.Image(format="png", type="filepath"), gr.Image(format="png", type="filepath"), gr.File(),
-               gr.Number(), gr.Number(), gr.JSON()]
+    inputs = [
+        gr.File(),
+        gr.File(),
+        gr.Dropdown(["Demo FPN"], value="Demo FPN"),
+        gr.Textbox(),
+        gr.Radio(["PyTorch"]),
+        gr.Slider(0.05, 0.95),
+    ]
+    outputs = [
+        gr.Image(format="png", type="filepath"),
+        gr.Image(format="png", type="filepath"),
+        gr.File(),
+        gr.Number(),
+        gr.Number(),
+        gr.JSON(),
+    ]
 
     def predict(*_):
         folder = Path(demo.GRADIO_CACHE) / "noop"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from _served import start_app
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from _served import start_app
 from trus_hf.synthetic import generate_phantom
 
 
@@ -36,10 +36,14 @@ def main():
     (tmp / "text.png").write_text("not an image")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp / "wrong_size_mask.png")
     (tmp / "truncated.png").write_bytes((tmp / "good.png").read_bytes()[:500])
-    cases = [("good", "good.png", "good_mask.png", "Demo FPN", ""), ("good", "good.png", None, "Demo Segformer", ""),
-             ("bad", "text.png", None, "Demo FPN", ""), ("bad", "good.png", "wrong_size_mask.png", "Demo FPN", ""),
-             ("bad", "truncated.png", None, "Demo Segformer", ""),
-             ("bad", "good.png", None, "Hub ID or local folder", "/no/such/model")]
+    cases = [
+        ("good", "good.png", "good_mask.png", "Demo FPN", ""),
+        ("good", "good.png", None, "Demo Segformer", ""),
+        ("bad", "text.png", None, "Demo FPN", ""),
+        ("bad", "good.png", "wrong_size_mask.png", "Demo FPN", ""),
+        ("bad", "truncated.png", None, "Demo Segformer", ""),
+        ("bad", "good.png", None, "Hub ID or local folder", "/no/such/model"),
+    ]
     proc, url = start_app()
     server = psutil.Process(proc.pid)
     peak = [server.memory_info().rss]
@@ -60,8 +64,15 @@ def main():
             kind, img, mask, model, custom = rng.choice(cases)
             t = time.perf_counter()
             try:
-                c.predict(handle_file(str(tmp / img)), handle_file(str(tmp / mask)) if mask else None, model, custom,
-                          "PyTorch", 0.5, api_name="/predict")
+                c.predict(
+                    handle_file(str(tmp / img)),
+                    handle_file(str(tmp / mask)) if mask else None,
+                    model,
+                    custom,
+                    "PyTorch",
+                    0.5,
+                    api_name="/predict",
+                )
                 outcome = "ok"
             except Exception as exc:
                 outcome = "clear error" if str(exc).strip() and "Traceback" not in str(exc) else f"unclear: {exc!r}"
@@ -72,8 +83,12 @@ def main():
         with ThreadPoolExecutor(a.clients) as pool:
             list(pool.map(client_run, range(a.clients)))
         wall = time.perf_counter() - t0
-        alive = Client(url, verbose=False).predict(handle_file(str(tmp / "good.png")), None, "Demo FPN", "",
-                                                   "PyTorch", 0.5, api_name="/predict") is not None
+        alive = (
+            Client(url, verbose=False).predict(
+                handle_file(str(tmp / "good.png")), None, "Demo FPN", "", "PyTorch", 0.5, api_name="/predict"
+            )
+            is not None
+        )
     finally:
         stop.set()
         proc.terminate()
@@ -86,9 +101,13 @@ def main():
     bad_unclear = sum(r[1] != "clear error" for r in bad)
     print(f"{len(results)} requests ({len(good)} good, {len(bad)} bad) from {a.clients} clients in {wall:.1f} s")
     print(f"good requests failed: {good_failures}; bad requests without a clear error: {bad_unclear}")
-    print(f"latency of good requests: p50 {statistics.median(lat):.0f} ms, p95 {lat[int(0.95 * (len(lat) - 1))]:.0f} ms")
-    print(f"server peak RSS {peak_mb:.0f} MB (bound {a.memory_bound_mb:.0f} MB): "
-          f"{'OK' if peak_mb <= a.memory_bound_mb else 'EXCEEDED'}; alive afterwards: {alive}")
+    print(
+        f"latency of good requests: p50 {statistics.median(lat):.0f} ms, p95 {lat[int(0.95 * (len(lat) - 1))]:.0f} ms"
+    )
+    print(
+        f"server peak RSS {peak_mb:.0f} MB (bound {a.memory_bound_mb:.0f} MB): "
+        f"{'OK' if peak_mb <= a.memory_bound_mb else 'EXCEEDED'}; alive afterwards: {alive}"
+    )
     ok = good_failures == 0 and bad_unclear == 0 and peak_mb <= a.memory_bound_mb and alive
     print("PASS" if ok else "FAIL")
     raise SystemExit(0 if ok else 1)

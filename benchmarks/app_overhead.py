@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from _served import start_app
 from gradio_client import Client, handle_file
 
-from _served import start_app
 from trus_hf import SegmentationPipeline, TrusImageProcessor, TrusSegConfig, create_model
 from trus_hf.demo import demo_model_paths
 from trus_hf.fileio import read_image, write_png
@@ -49,8 +49,9 @@ class BrowserLikeClient:
         paths = self.http.post(self.api + "/upload", files=files).raise_for_status().json()
         session = uuid.uuid4().hex
         data = [{"path": p, "meta": {"_type": "gradio.FileData"}} for p in paths] + [model, custom, "PyTorch", 0.5]
-        self.http.post(self.api + "/queue/join", json={"data": data, "fn_index": self.fn_index,
-                                                        "session_hash": session}).raise_for_status()
+        self.http.post(
+            self.api + "/queue/join", json={"data": data, "fn_index": self.fn_index, "session_hash": session}
+        ).raise_for_status()
         with self.http.stream("GET", self.api + "/queue/data", params={"session_hash": session}) as stream:
             for line in stream.iter_lines():
                 if line.startswith("data:"):
@@ -72,11 +73,11 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
-def ask(client: Client, image: Path, mask: Path, model: str = "Demo FPN", custom: str = "",
-        api_name: str = "/predict"):
+def ask(client: Client, image: Path, mask: Path, model: str = "Demo FPN", custom: str = "", api_name: str = "/predict"):
     """One gradio_client call with the frame and its ground truth, on PyTorch at threshold 0.5."""
-    return client.predict(handle_file(str(image)), handle_file(str(mask)), model, custom, "PyTorch", 0.5,
-                          api_name=api_name)
+    return client.predict(
+        handle_file(str(image)), handle_file(str(mask)), model, custom, "PyTorch", 0.5, api_name=api_name
+    )
 
 
 def full_fpn_folder(tmp: Path) -> Path:
@@ -110,8 +111,14 @@ def measure(name: str, url: str, model: str, custom: str, source: Path, image: P
     base = ms["pipeline alone"]
     print(f"\n{name} (median of {n}; in brackets the model's own inference time where it ran)")
     for k, v in ms.items():
-        extra = "" if k == "pipeline alone" else (f"  overhead {v / base - 1:+6.0%} ({v - base:+5.0f} ms)  "
-                                                  f"{'meets' if v / base - 1 <= 0.15 else 'misses'} <= 15%")
+        extra = (
+            ""
+            if k == "pipeline alone"
+            else (
+                f"  overhead {v / base - 1:+6.0%} ({v - base:+5.0f} ms)  "
+                f"{'meets' if v / base - 1 <= 0.15 else 'misses'} <= 15%"
+            )
+        )
         print(f"  {k:15s} {v:8.1f} ms [{statistics.median(inference[k]):7.1f}]{extra}")
     return ms["gradio_client"]
 
@@ -132,31 +139,45 @@ def main():
         t = time.perf_counter()
         for _ in range(10):
             httpx.Client().close()
-        print(f"one new httpx.Client (as gradio_client makes per upload/download): {(time.perf_counter() - t) * 100:.1f} ms")
+        per_client_ms = (time.perf_counter() - t) * 100
+        print(f"one new httpx.Client (as gradio_client makes per upload/download): {per_client_ms:.1f} ms")
 
         fpn_ms = measure("640x480 frame, demo FPN", url, "Demo FPN", "", demo["fpn"], image, mask, a.n)
         measure("640x480 frame, demo Segformer", url, "Demo Segformer", "", demo["segformer"], image, mask, a.n)
         if not a.skip_full:
             folder = full_fpn_folder(tmp)
-            measure("640x480 frame, FPN-resnet152 at 768x768 (train_fpn.py's model)", url, CUSTOM, str(folder),
-                    folder, image, mask, a.n)
+            measure(
+                "640x480 frame, FPN-resnet152 at 768x768 (train_fpn.py's model)",
+                url,
+                CUSTOM,
+                str(folder),
+                folder,
+                image,
+                mask,
+                a.n,
+            )
 
         # Gradio's floor: the same request against an app whose handler does nothing (benchmarks/_noop_app.py).
         outputs = ask(Client(url, verbose=False), image, mask)
-        noop, noop_url = start_app(Path(__file__).with_name("_noop_app.py"),
-                                   {"TRUS_HF_NOOP_OUTPUTS": os.pathsep.join(outputs[:3])})
+        noop, noop_url = start_app(
+            Path(__file__).with_name("_noop_app.py"), {"TRUS_HF_NOOP_OUTPUTS": os.pathsep.join(outputs[:3])}
+        )
         try:
             browser, client = BrowserLikeClient(noop_url), Client(noop_url, verbose=False)
-            ways = {"app over HTTP": lambda: browser.predict(image, mask, "Demo FPN", ""),
-                    "gradio_client": lambda: ask(client, image, mask)}
+            ways = {
+                "app over HTTP": lambda: browser.predict(image, mask, "Demo FPN", ""),
+                "gradio_client": lambda: ask(client, image, mask),
+            }
             floor = {}
             for k, fn in ways.items():
                 fn()
                 floor[k] = statistics.median(timed(fn)[0] for _ in range(a.n)) * 1000
-            print(f"\nGradio's floor, a no-op handler with the same inputs and outputs (median of {a.n}): "
-                  + ", ".join(f"{k} {v:.1f} ms" for k, v in floor.items())
-                  + f"\n  -> overhead <= 15% needs a pipeline of at least {floor['app over HTTP'] / 0.15:.0f} ms "
-                  f"(over HTTP) or {floor['gradio_client'] / 0.15:.0f} ms (gradio_client) on this machine")
+            print(
+                f"\nGradio's floor, a no-op handler with the same inputs and outputs (median of {a.n}): "
+                + ", ".join(f"{k} {v:.1f} ms" for k, v in floor.items())
+                + f"\n  -> overhead <= 15% needs a pipeline of at least {floor['app over HTTP'] / 0.15:.0f} ms "
+                f"(over HTTP) or {floor['gradio_client'] / 0.15:.0f} ms (gradio_client) on this machine"
+            )
         finally:
             noop.terminate()
             noop.wait(10)
@@ -171,8 +192,10 @@ def main():
         with ThreadPoolExecutor(4) as pool:
             done = sum(pool.map(one_client, range(4)))
         dt = time.perf_counter() - t
-        print(f"\n4 concurrent gradio_client clients, demo FPN: {done} requests in {dt:.1f} s -> {done / dt:.2f} "
-              f"requests/s (one client: {1000 / fpn_ms:.2f} requests/s, ratio {done / dt * fpn_ms / 1000:.2f}x)")
+        print(
+            f"\n4 concurrent gradio_client clients, demo FPN: {done} requests in {dt:.1f} s -> {done / dt:.2f} "
+            f"requests/s (one client: {1000 / fpn_ms:.2f} requests/s, ratio {done / dt * fpn_ms / 1000:.2f}x)"
+        )
     finally:
         proc.terminate()
         proc.wait(10)

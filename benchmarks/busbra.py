@@ -21,20 +21,39 @@ from trus_hf.training import TrainingArguments, train
 
 ROOT = Path(__file__).resolve().parent.parent
 # resnet34 runs ~5 s per batch-8 step at 256x256 on 2 cores (under one epoch in 12 minutes); mobilenet_v2 is ~4x faster.
-MODELS = {"FPN-mobilenet_v2": TrusSegConfig(architecture="fpn", encoder_name="mobilenet_v2"),
-          "Segformer-b0": TrusSegConfig(architecture="segformer", segformer_size="b0")}
+MODELS = {
+    "FPN-mobilenet_v2": TrusSegConfig(architecture="fpn", encoder_name="mobilenet_v2"),
+    "Segformer-b0": TrusSegConfig(architecture="segformer", segformer_size="b0"),
+}
 
 
 def run(name, config, train_ds, val_ds, test_ds, out, minutes, lr):
-    args = TrainingArguments(output_dir=str(out), image_size=256, epochs=1000, batch_size=8, learning_rate=lr,
-                             lr_patience=3, max_train_minutes=minutes, diffusion_iterations=5, seed=0,
-                             checkpoint_every=5, tensorboard=False, max_steps_per_epoch=40)
+    args = TrainingArguments(
+        output_dir=str(out),
+        image_size=256,
+        epochs=1000,
+        batch_size=8,
+        learning_rate=lr,
+        lr_patience=3,
+        max_train_minutes=minutes,
+        diffusion_iterations=5,
+        seed=0,
+        checkpoint_every=5,
+        tensorboard=False,
+        max_steps_per_epoch=40,
+    )
     summary = train(config, args, train_ds, val_ds)
     model, proc = load_model(summary["model_dir"])
     test = aggregate(evaluate_dataset(SegmentationPipeline(model, proc, device="cpu"), test_ds, desc=name))
-    return {"model": name, "epochs": summary["epochs_run"], "minutes": round(summary["train_seconds"] / 60, 1),
-            "best_val_iou": round(summary["best_val_iou"], 4), "test_iou": round(test["mean_iou"], 4),
-            "test_dice": round(test["mean_dice"], 4), "test_images": test["n_images"]}
+    return {
+        "model": name,
+        "epochs": summary["epochs_run"],
+        "minutes": round(summary["train_seconds"] / 60, 1),
+        "best_val_iou": round(summary["best_val_iou"], 4),
+        "test_iou": round(test["mean_iou"], 4),
+        "test_dice": round(test["mean_dice"], 4),
+        "test_images": test["n_images"],
+    }
 
 
 def main():
@@ -55,22 +74,48 @@ def main():
         test = full.select([i for i, f in enumerate(folds) if f == "1"])
         split = group_train_test_split(full.select([i for i, f in enumerate(folds) if f != "1"]), 0.1, seed=0)
         for name, cfg in MODELS.items():
-            rows.append({"data": f"BUS-BRA ({len(split['train'])} train / {len(split['test'])} val / {len(test)} test)",
-                         **run(name, cfg, split["train"], split["test"], test, Path(a.out) / name, a.minutes,
-                               1e-3 if "FPN" in name else 6e-4)})
+            rows.append(
+                {
+                    "data": f"BUS-BRA ({len(split['train'])} train / {len(split['test'])} val / {len(test)} test)",
+                    **run(
+                        name,
+                        cfg,
+                        split["train"],
+                        split["test"],
+                        test,
+                        Path(a.out) / name,
+                        a.minutes,
+                        1e-3 if "FPN" in name else 6e-4,
+                    ),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     else:
         print(f"BUS-BRA not found at {a.busbra}: skipping the real-data part")
     tr, va, te = synthetic_dataset(300, 384, 0), synthetic_dataset(40, 384, 10_000), synthetic_dataset(100, 384, 20_000)
     for name, cfg in MODELS.items():
-        rows.append({"data": "synthetic phantoms (300 / 40 / 100)",
-                     **run(name, cfg, tr, va, te, Path(a.out) / f"synthetic_{name}", a.synthetic_minutes,
-                           1e-3 if "FPN" in name else 6e-4)})
+        rows.append(
+            {
+                "data": "synthetic phantoms (300 / 40 / 100)",
+                **run(
+                    name,
+                    cfg,
+                    tr,
+                    va,
+                    te,
+                    Path(a.out) / f"synthetic_{name}",
+                    a.synthetic_minutes,
+                    1e-3 if "FPN" in name else 6e-4,
+                ),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'data':45} {'model':14} {'epochs':>6} {'min':>5} {'val IoU':>8} {'test IoU':>9} {'test Dice':>9}")
     for r in rows:
-        print(f"{r['data']:45} {r['model']:14} {r['epochs']:6d} {r['minutes']:5.1f} {r['best_val_iou']:8.4f} "
-              f"{r['test_iou']:9.4f} {r['test_dice']:9.4f}")
+        print(
+            f"{r['data']:45} {r['model']:14} {r['epochs']:6d} {r['minutes']:5.1f} {r['best_val_iou']:8.4f} "
+            f"{r['test_iou']:9.4f} {r['test_dice']:9.4f}"
+        )
 
 
 if __name__ == "__main__":

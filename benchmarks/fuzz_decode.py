@@ -54,7 +54,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         elif op < 0.6:
             b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
         elif op < 0.8 and b:
-            del b[pos:pos + rng.randint(1, 64)]
+            del b[pos : pos + rng.randint(1, 64)]
         else:
             b = b[: rng.randrange(len(b) + 1)]
     return bytes(b)
@@ -85,8 +85,10 @@ def main():
             rejected += 1
         except Exception as exc:  # a crash: anything that is not a clear ValueError
             crashes.append((ext, repr(exc), traceback.format_exc(limit=3)))
-    print(f"{tried} inputs tried in {a.seconds:.0f} s: {decoded} decoded, {rejected} rejected with a clear error, "
-          f"{len(crashes)} crashes")
+    print(
+        f"{tried} inputs tried in {a.seconds:.0f} s: {decoded} decoded, {rejected} rejected with a clear error, "
+        f"{len(crashes)} crashes"
+    )
     for ext, msg, tb in crashes[:5]:
         print(f"crash on {ext}: {msg}\n{tb}")
     raise SystemExit(1 if crashes else 0)

@@ -67,9 +67,11 @@ def int8_agreement(tmp: Path) -> str:
     x = proc(frames[0])["pixel_values"]
     t32 = median_ms(lambda: fp32(x), 20)
     t8 = median_ms(lambda: int8(x), 20)
-    return (f"trained demo FPN (mobilenet_v2, 256x256): int8 vs fp32 mask IoU agreement mean {np.mean(ious):.4f}, "
-            f"min {np.min(ious):.4f} on 16 held-out phantoms; ORT int8 {t8:.1f} ms vs fp32 {t32:.1f} ms "
-            f"({t8 / t32:.2f}x)")
+    return (
+        f"trained demo FPN (mobilenet_v2, 256x256): int8 vs fp32 mask IoU agreement mean {np.mean(ious):.4f}, "
+        f"min {np.min(ious):.4f} on 16 held-out phantoms; ORT int8 {t8:.1f} ms vs fp32 {t32:.1f} ms "
+        f"({t8 / t32:.2f}x)"
+    )
 
 
 def main():
@@ -88,17 +90,17 @@ def main():
         torch.manual_seed(0)
         model = create_model(MODELS[name]).eval()
         with torch.inference_mode():
-            pt = median_ms(lambda: model(x), a.runs)
+            pt = median_ms(lambda m=model: m(x), a.runs)
             model_cl = model.to(memory_format=torch.channels_last)
-            pt_cl = median_ms(lambda: model_cl(x.contiguous(memory_format=torch.channels_last)), a.runs)
+            pt_cl = median_ms(lambda m=model_cl: m(x.contiguous(memory_format=torch.channels_last)), a.runs)
         model = model.to(memory_format=torch.contiguous_format)
         folder = tmp / name
         model.save_pretrained(folder / "pt", processor=proc)
         export_onnx(folder / "pt", folder / "onnx", int8=True, calibration_size=8, verify=False)
         ort32 = OnnxSegmentationModel(folder / "onnx" / "model.onnx", model.config, intra_op_num_threads=2)
         ort8 = OnnxSegmentationModel(folder / "onnx" / "model_int8.onnx", model.config, intra_op_num_threads=2)
-        o32 = median_ms(lambda: ort32(x), a.runs)
-        o8 = median_ms(lambda: ort8(x), a.runs)
+        o32 = median_ms(lambda m=ort32: m(x), a.runs)
+        o8 = median_ms(lambda m=ort8: m(x), a.runs)
         pipe = SegmentationPipeline(ort32, proc)
         splits = [pipe(frame).timings_ms for _ in range(max(3, a.runs // 2))]
         pre = statistics.median(s["preprocess"] for s in splits)
@@ -107,12 +109,16 @@ def main():
         rows.append((name, pt, pt_cl, o32, o8, pre, inf, post))
         print(f"measured {name}", flush=True)
     print(f"\nbatch 1, {a.size}x{a.size}, 2 threads, median of {a.runs} (ms; ratio to PyTorch eager fp32)")
-    print(f"{'model':15} {'torch fp32':>11} {'channels_last':>14} {'ORT fp32':>15} {'ORT int8':>15} "
-          f"{'pre':>6} {'infer':>7} {'post':>6} {'pre+post %':>10}")
+    print(
+        f"{'model':15} {'torch fp32':>11} {'channels_last':>14} {'ORT fp32':>15} {'ORT int8':>15} "
+        f"{'pre':>6} {'infer':>7} {'post':>6} {'pre+post %':>10}"
+    )
     for name, pt, pt_cl, o32, o8, pre, inf, post in rows:
         share = (pre + post) / (pre + inf + post) * 100
-        print(f"{name:15} {pt:11.1f} {pt_cl:8.1f} ({pt_cl / pt:.2f}x) {o32:8.1f} ({o32 / pt:.2f}x) "
-              f"{o8:8.1f} ({o8 / pt:.2f}x) {pre:6.1f} {inf:7.1f} {post:6.1f} {share:9.1f}%")
+        print(
+            f"{name:15} {pt:11.1f} {pt_cl:8.1f} ({pt_cl / pt:.2f}x) {o32:8.1f} ({o32 / pt:.2f}x) "
+            f"{o8:8.1f} ({o8 / pt:.2f}x) {pre:6.1f} {inf:7.1f} {post:6.1f} {share:9.1f}%"
+        )
     print(f"peak memory (RSS) of this process: {peak_rss_mb():.0f} MB")
     print(int8_agreement(tmp))
 

@@ -40,8 +40,10 @@ def main():
     off = TrusImageProcessor(do_diffusion=False)
     fps_on = rate(lambda i: on(frames[i % 8], return_tensors="np"), a.n)
     fps_off = rate(lambda i: off(frames[i % 8], return_tensors="np"), a.n)
-    print(f"phantom 512x512, 1 core:          {phantom_fps:7.1f} frames/s (target >= 20: "
-          f"{'OK' if phantom_fps >= 20 else 'MISSED'})")
+    print(
+        f"phantom 512x512, 1 core:          {phantom_fps:7.1f} frames/s (target >= 20: "
+        f"{'OK' if phantom_fps >= 20 else 'MISSED'})"
+    )
     print(f"processor 768x768, diffusion on:  {fps_on:7.1f} frames/s")
     print(f"processor 768x768, diffusion off: {fps_off:7.1f} frames/s  (filter costs {fps_off / fps_on:.2f}x)")
 
@@ -64,8 +66,10 @@ def main():
         shutil.rmtree(tmp)
     per_epoch_uncached = first
     per_epoch_cached = again + read
-    print(f"training data, 24 frames at 512: preprocessing every epoch {per_epoch_uncached:.2f} s, from cache "
-          f"{per_epoch_cached:.2f} s per epoch -> {per_epoch_uncached / per_epoch_cached:.1f}x faster")
+    print(
+        f"training data, 24 frames at 512: preprocessing every epoch {per_epoch_uncached:.2f} s, from cache "
+        f"{per_epoch_cached:.2f} s per epoch -> {per_epoch_uncached / per_epoch_cached:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,12 @@ torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parent.parent
 BUSBRA = ROOT.parent / "shared" / "data" / "busbra"
 
-TINY_FPN = {"architecture": "fpn", "encoder_name": "resnet18", "decoder_pyramid_channels": 64,
-            "decoder_segmentation_channels": 32}
+TINY_FPN = {
+    "architecture": "fpn",
+    "encoder_name": "resnet18",
+    "decoder_pyramid_channels": 64,
+    "decoder_segmentation_channels": 32,
+}
 TINY_SEGFORMER = {"architecture": "segformer", "segformer_size": "b0"}
 
 
@@ -67,8 +71,14 @@ def served(tmp_path_factory):
     trus_app.warm_up(cache)
     demo = trus_app.build_demo(cache)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                theme=trus_app.THEME, max_file_size=trus_app.MAX_FILE_BYTES)
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        theme=trus_app.THEME,
+        max_file_size=trus_app.MAX_FILE_BYTES,
+    )
     folder = tmp_path_factory.mktemp("inputs")
     ph = generate_phantom(3, (300, 360))  # two lesions: the IoU checks compare real masks
     Image.fromarray(ph.image).save(folder / "frame.png")

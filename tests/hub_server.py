@@ -115,12 +115,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, {})
             m = re.match(r"^/api/(model|dataset)s/(.+?)/(preupload|commit)/(.+)$", path)
             if m and method == "POST":
-                return (self._preupload if m.group(3) == "preupload" else self._commit)(m.group(1), m.group(2), m.group(4))
+                return (self._preupload if m.group(3) == "preupload" else self._commit)(
+                    m.group(1), m.group(2), m.group(4)
+                )
             m = re.match(r"^/api/(model|dataset)s/(.+?)/tree/([^/]+)(/.*)?$", path)
             if m and method == "GET":
                 recursive = parse_qs(url.query).get("recursive", ["false"])[0].lower() in ("1", "true")
-                return self._tree(m.group(1), m.group(2), m.group(3), unquote((m.group(4) or "").strip("/")),
-                                  recursive)
+                return self._tree(m.group(1), m.group(2), m.group(3), unquote((m.group(4) or "").strip("/")), recursive)
             m = re.match(r"^/api/(model|dataset)s/(.+?)/paths-info/([^/]+)$", path)
             if m and method == "POST":
                 return self._paths_info(m.group(1), m.group(2), m.group(3))
@@ -132,8 +133,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self._lfs_batch()
             m = re.match(r"^/(datasets/)?([^/]+/[^/]+|[^/]+)/resolve/([^/]+)/(.+)$", path)
             if m and method in ("GET", "HEAD"):
-                return self._resolve("dataset" if m.group(1) else "model", m.group(2), m.group(3), unquote(m.group(4)),
-                                     head=method == "HEAD")
+                return self._resolve(
+                    "dataset" if m.group(1) else "model",
+                    m.group(2),
+                    m.group(3),
+                    unquote(m.group(4)),
+                    head=method == "HEAD",
+                )
             self._error(404, f"no route for {method} {path}")
         except Exception as exc:  # a test server: report the bug as a 500 with its message
             self._error(500, f"{exc.__class__.__name__}: {exc}")
@@ -171,9 +177,19 @@ class Handler(BaseHTTPRequestHandler):
         if self._repo(rtype, rid) is None:
             return self._error(404, "Repository not found", "RepoNotFound")
         files = json.loads(self._body())["files"]
-        self._send(200, {"files": [{"path": f["path"], "shouldIgnore": False,
-                                    "uploadMode": "lfs" if f["path"].endswith(_LFS_SUFFIXES) else "regular"}
-                                   for f in files]})
+        self._send(
+            200,
+            {
+                "files": [
+                    {
+                        "path": f["path"],
+                        "shouldIgnore": False,
+                        "uploadMode": "lfs" if f["path"].endswith(_LFS_SUFFIXES) else "regular",
+                    }
+                    for f in files
+                ]
+            },
+        )
 
     def _lfs_batch(self):
         data = json.loads(self._body())
@@ -183,8 +199,11 @@ class Handler(BaseHTTPRequestHandler):
             if obj["oid"] not in self.state.lfs:
                 entry["actions"] = {"upload": {"href": f"{self.base}/lfs-upload/{obj['oid']}", "header": {}}}
             objects.append(entry)
-        self._send(200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-                   {"Content-Type": "application/vnd.git-lfs+json"})
+        self._send(
+            200,
+            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
+            {"Content-Type": "application/vnd.git-lfs+json"},
+        )
 
     def _commit(self, rtype, rid, rev):
         repo = self._repo(rtype, rid)
@@ -213,8 +232,9 @@ class Handler(BaseHTTPRequestHandler):
             repo["commits"][sha] = files
             repo["branches"][branch] = sha
         prefix = "datasets/" if rtype == "dataset" else ""
-        self._send(200, {"commitUrl": f"{self.base}/{prefix}{rid}/commit/{sha}", "commitOid": sha,
-                         "commitMessage": summary})
+        self._send(
+            200, {"commitUrl": f"{self.base}/{prefix}{rid}/commit/{sha}", "commitOid": sha, "commitMessage": summary}
+        )
 
     def _file_entry(self, path: str, f: dict) -> dict:
         entry = {"type": "file", "path": path, "size": len(f["data"]), "oid": _git_blob_id(f["data"])}
@@ -228,9 +248,23 @@ class Handler(BaseHTTPRequestHandler):
             return
         repo, sha = found
         files = repo["commits"][sha]
-        self._send(200, {"id": rid, "_id": rid, "sha": sha, "private": False, "disabled": False, "gated": False,
-                         "siblings": [{"rfilename": p} for p in sorted(files)], "tags": [], "downloads": 0,
-                         "likes": 0, "lastModified": "2026-11-29T00:00:00.000Z", "createdAt": "2026-11-29T00:00:00.000Z"})
+        self._send(
+            200,
+            {
+                "id": rid,
+                "_id": rid,
+                "sha": sha,
+                "private": False,
+                "disabled": False,
+                "gated": False,
+                "siblings": [{"rfilename": p} for p in sorted(files)],
+                "tags": [],
+                "downloads": 0,
+                "likes": 0,
+                "lastModified": "2026-11-29T00:00:00.000Z",
+                "createdAt": "2026-11-29T00:00:00.000Z",
+            },
+        )
 
     def _tree(self, rtype, rid, rev, prefix="", recursive=False):
         found = self._lookup(rtype, rid, rev)
@@ -244,13 +278,16 @@ class Handler(BaseHTTPRequestHandler):
             for i in range(1, len(parts) + 1):
                 dirs.add("/".join(parts[:i]))
             entries.append(self._file_entry(p, files[p]))
-        entries += [{"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0}
-                    for d in sorted(dirs)]
+        entries += [
+            {"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0}
+            for d in sorted(dirs)
+        ]
         if prefix and prefix not in dirs:
             return self._error(404, f"Entry not found: {prefix}", "EntryNotFound")
         base = prefix + "/" if prefix else ""
-        entries = [e for e in entries if e["path"].startswith(base)
-                   and (recursive or "/" not in e["path"][len(base):])]
+        entries = [
+            e for e in entries if e["path"].startswith(base) and (recursive or "/" not in e["path"][len(base) :])
+        ]
         self._send(200, entries)
 
     def _paths_info(self, rtype, rid, rev):
@@ -272,8 +309,11 @@ class Handler(BaseHTTPRequestHandler):
         f = repo["commits"][sha].get(path)
         if f is None:
             return self._error(404, f"Entry not found: {path}", "EntryNotFound")
-        headers = {"X-Repo-Commit": sha, "ETag": f'"{_git_blob_id(f["data"])}"',
-                   "Content-Type": "application/octet-stream"}
+        headers = {
+            "X-Repo-Commit": sha,
+            "ETag": f'"{_git_blob_id(f["data"])}"',
+            "Content-Type": "application/octet-stream",
+        }
         if f["lfs"]:
             headers.update({"X-Linked-Etag": f'"{f["lfs"]}"', "X-Linked-Size": len(f["data"])})
         self._send(200, f["data"], headers, head=head)
@@ -289,7 +329,7 @@ class LocalHub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         self.thread.start()
         return self
 

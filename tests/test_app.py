@@ -16,8 +16,14 @@ def client(served):
 def test_predict_with_ground_truth(served, client):
     d = served["dir"]
     overlay, heat, mask_file, iou, dice, info = client.predict(
-        handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "Demo FPN", "", "PyTorch", 0.5,
-        api_name="/predict")
+        handle_file(str(d / "frame.png")),
+        handle_file(str(d / "frame_mask.png")),
+        "Demo FPN",
+        "",
+        "PyTorch",
+        0.5,
+        api_name="/predict",
+    )
     mask = np.asarray(Image.open(mask_file))
     assert mask.shape == (300, 360) and set(np.unique(mask)) <= {0, 255}
     assert Image.open(overlay).size == (360, 300) and Image.open(heat).size == (360, 300)
@@ -39,15 +45,17 @@ def test_segment_api_returns_the_same_mask_and_scores_without_pictures(served, c
     written = list((Path(served["demo"].GRADIO_CACHE) / "trus-hf").glob("frame_mask_*.png"))
     assert written, "the mask PNG was not written into the Gradio cache"
     # As in the README: no ground truth, ONNX Runtime.
-    mask_file, iou, dice, info = client.predict(handle_file(str(d / "frame.png")), None, "Demo Segformer", "",
-                                                "ONNX Runtime", 0.5, api_name="/segment")
+    mask_file, iou, dice, info = client.predict(
+        handle_file(str(d / "frame.png")), None, "Demo Segformer", "", "ONNX Runtime", 0.5, api_name="/segment"
+    )
     assert iou is None and dice is None and info["backend"] == "ONNX Runtime"
     assert np.asarray(Image.open(mask_file)).shape == (300, 360)
 
 
 def test_predict_without_ground_truth_and_with_segformer(served, client):
-    out = client.predict(handle_file(str(served["dir"] / "frame.png")), None, "Demo Segformer", "", "PyTorch", 0.5,
-                         api_name="/predict")
+    out = client.predict(
+        handle_file(str(served["dir"] / "frame.png")), None, "Demo Segformer", "", "PyTorch", 0.5, api_name="/predict"
+    )
     assert out[3] is None and out[4] is None
     assert np.asarray(Image.open(out[2])).shape == (300, 360)
 
@@ -55,25 +63,36 @@ def test_predict_without_ground_truth_and_with_segformer(served, client):
 def test_compare_tab(served, client):
     d = served["dir"]
     fpn_img, fpn_iou, seg_img, seg_iou, diff, agreement = client.predict(
-        handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "PyTorch", 0.5,
-        api_name="/compare")
+        handle_file(str(d / "frame.png")), handle_file(str(d / "frame_mask.png")), "PyTorch", 0.5, api_name="/compare"
+    )
     assert 0 <= fpn_iou <= 1 and 0 <= seg_iou <= 1 and 0 <= agreement <= 1
     assert Image.open(diff).size == Image.open(fpn_img).size == Image.open(seg_img).size == (360, 300)
 
 
-@pytest.mark.parametrize("image, mask, model, custom, message", [
-    ("notes.png", None, "Demo FPN", "", "unsupported or unrecognised image format"),
-    ("frame.png", "small_mask.png", "Demo FPN", "", "is 10x10 but the image is 360x300"),
-    ("huge.png", None, "Demo FPN", "", "6000x5000 pixels exceeds the limit of 25000000"),
-    ("frame.png", None, "Hub ID or local folder", "no-such-org/no-such-model", "Cannot load model"),
-    ("frame.png", None, "Hub ID or local folder", "", "Enter a Hub model ID"),
-])
-def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(served, client, image, mask, model, custom,
-                                                                     message):
+@pytest.mark.parametrize(
+    "image, mask, model, custom, message",
+    [
+        ("notes.png", None, "Demo FPN", "", "unsupported or unrecognised image format"),
+        ("frame.png", "small_mask.png", "Demo FPN", "", "is 10x10 but the image is 360x300"),
+        ("huge.png", None, "Demo FPN", "", "6000x5000 pixels exceeds the limit of 25000000"),
+        ("frame.png", None, "Hub ID or local folder", "no-such-org/no-such-model", "Cannot load model"),
+        ("frame.png", None, "Hub ID or local folder", "", "Enter a Hub model ID"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(
+    served, client, image, mask, model, custom, message
+):
     d = served["dir"]
     with pytest.raises(Exception, match=message):
-        client.predict(handle_file(str(d / image)), handle_file(str(d / mask)) if mask else None, model, custom,
-                       "PyTorch", 0.5, api_name="/predict")
+        client.predict(
+            handle_file(str(d / image)),
+            handle_file(str(d / mask)) if mask else None,
+            model,
+            custom,
+            "PyTorch",
+            0.5,
+            api_name="/predict",
+        )
     ok = client.predict(handle_file(str(d / "frame.png")), None, "Demo FPN", "", "PyTorch", 0.5, api_name="/predict")
     assert ok[2] is not None
 
@@ -126,5 +145,7 @@ def test_queue_polls_calmly(served):
     import app as trus_app
 
     queue = served["demo"]._queue
-    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (trus_app.QUEUE_POLL_S,
-                                                                               trus_app.PROGRESS_POLL_S)
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (
+        trus_app.QUEUE_POLL_S,
+        trus_app.PROGRESS_POLL_S,
+    )

@@ -13,11 +13,11 @@ import time
 import httpx
 import numpy as np
 import pytest
+from conftest import ROOT, free_port
 from gradio_client import Client, handle_file
 from hub_server import LocalHub
 from PIL import Image
 
-from conftest import ROOT, free_port
 from trus_hf import SegmentationPipeline
 from trus_hf.export import export_onnx
 from trus_hf.fileio import write_png
@@ -29,8 +29,9 @@ CUSTOM = "Hub ID or local folder"
 def start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**env, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -51,35 +52,59 @@ def test_text_box_loads_hub_ids_and_local_folders_on_both_backends(saved_models,
     onnx_dir = tmp_path / "segformer-onnx"
     export_onnx(saved_models["segformer"], onnx_dir)
     with LocalHub() as hub:
-        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
-               "HF_HOME": str(tmp_path / "hf_home"), "HF_TOKEN": "hf_test_token",
-               "TRUS_HF_CACHE": str(tmp_path / "app_cache")}
-        pushed = subprocess.run([sys.executable, "-m", "trus_hf.cli", "push", "--model", str(saved_models["fpn"]),
-                                 "--repo-id", "trus-org/tiny-fpn"], env=env, cwd=ROOT, capture_output=True, text=True,
-                                timeout=300)
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_OFFLINE": "0",
+            "HF_HOME": str(tmp_path / "hf_home"),
+            "HF_TOKEN": "hf_test_token",
+            "TRUS_HF_CACHE": str(tmp_path / "app_cache"),
+        }
+        pushed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trus_hf.cli",
+                "push",
+                "--model",
+                str(saved_models["fpn"]),
+                "--repo-id",
+                "trus-org/tiny-fpn",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert pushed.returncode == 0, pushed.stderr[-3000:]
         proc, url = start(env)
         try:
             client = Client(url, verbose=False)
-            cases = [("trus-org/tiny-fpn", "PyTorch", saved_models["fpn"]),
-                     ("trus-org/tiny-fpn", "ONNX Runtime", saved_models["fpn"]),
-                     (str(saved_models["segformer"]), "PyTorch", saved_models["segformer"]),
-                     (str(onnx_dir), "ONNX Runtime", saved_models["segformer"])]
+            cases = [
+                ("trus-org/tiny-fpn", "PyTorch", saved_models["fpn"]),
+                ("trus-org/tiny-fpn", "ONNX Runtime", saved_models["fpn"]),
+                (str(saved_models["segformer"]), "PyTorch", saved_models["segformer"]),
+                (str(onnx_dir), "ONNX Runtime", saved_models["segformer"]),
+            ]
             for custom, backend, reference in cases:
                 # A threshold at the reference's median probability: a random tiny model gives a non-trivial mask.
                 probs = SegmentationPipeline.from_pretrained(reference)(ph.image).probabilities
                 threshold = float(np.clip(np.median(probs), 0.05, 0.95))
                 expected = probs > threshold
                 assert 0.05 < expected.mean() < 0.95
-                mask_file, iou, dice, info = client.predict(handle_file(str(frame)), None, CUSTOM, custom, backend,
-                                                            threshold, api_name="/segment")
+                mask_file, iou, dice, info = client.predict(
+                    handle_file(str(frame)), None, CUSTOM, custom, backend, threshold, api_name="/segment"
+                )
                 got = np.asarray(Image.open(mask_file)) > 0
                 agreement = (got & expected).sum() / (got | expected).sum()
                 assert info["backend"] == backend and iou is None
                 assert agreement >= (0.999 if backend == "PyTorch" else 0.98), (custom, backend, agreement)
             with pytest.raises(Exception, match="Cannot load model 'trus-org/missing'"):
-                client.predict(handle_file(str(frame)), None, CUSTOM, "trus-org/missing", "ONNX Runtime", 0.5,
-                               api_name="/segment")
+                client.predict(
+                    handle_file(str(frame)), None, CUSTOM, "trus-org/missing", "ONNX Runtime", 0.5, api_name="/segment"
+                )
             assert any(r.startswith("GET /api/models/trus-org/tiny-fpn") for r in hub.state.requests)
         finally:
             proc.terminate()

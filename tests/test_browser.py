@@ -5,13 +5,22 @@ from pathlib import Path
 
 import pytest
 
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not __import__("os").environ.get("CI"),
-                                reason="Debian chromium is not installed (CI installs it)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not __import__("os").environ.get("CI"),
+    reason="Debian chromium is not installed (CI installs it)",
+)
 
 
 def test_upload_image_and_mask_click_and_read_the_iou(served, tmp_path):
@@ -57,8 +66,10 @@ def test_example_click_fills_both_inputs_then_segment_and_compare(served, tmp_pa
     image_path, mask_path = map(Path, trus_app.make_examples()[0])
     image, gt = read_image(image_path), read_mask(mask_path)
     cache = served["cache"]
-    results = {name: cache.get(str(cache.demo[name]), "torch")(image, ground_truth=gt, threshold=0.5)
-               for name in ("fpn", "segformer")}
+    results = {
+        name: cache.get(str(cache.demo[name]), "torch")(image, ground_truth=gt, threshold=0.5)
+        for name in ("fpn", "segformer")
+    }
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})

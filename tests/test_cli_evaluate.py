@@ -6,8 +6,17 @@ import pytest
 from trus_hf.cli import build_parser, main
 from trus_hf.evaluation import compare
 
-COMMANDS = ["synth", "predict", "evaluate", "export-onnx", "push", "demo-models", "prepare", "import-labels",
-            "export-for-labeling"]
+COMMANDS = [
+    "synth",
+    "predict",
+    "evaluate",
+    "export-onnx",
+    "push",
+    "demo-models",
+    "prepare",
+    "import-labels",
+    "export-for-labeling",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -29,8 +38,26 @@ def test_train_subcommand_help_lists_the_training_options(capsys):
 
 def test_evaluate_compares_two_models_in_one_report(saved_models, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["evaluate", "--model", str(saved_models["fpn"]), "--model", str(saved_models["segformer"]),
-                 "--name", "FPN", "--name", "Segformer", "--data", "synthetic:10:96", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(saved_models["fpn"]),
+                "--model",
+                str(saved_models["segformer"]),
+                "--name",
+                "FPN",
+                "--name",
+                "Segformer",
+                "--data",
+                "synthetic:10:96",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "FPN vs Segformer" in printed and "Wilcoxon" in printed
     rows = list(csv.DictReader(open(out / "per_image.csv")))

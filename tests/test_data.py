@@ -2,13 +2,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import BUSBRA
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 from trus_hf.data import group_kfold, group_train_test_split, load_dataset, load_dataset_with_report
 from trus_hf.synthetic import generate_phantom
-
-from conftest import BUSBRA
 
 
 def _write_pair(root, name, size=(64, 80), seed=0, mask_suffix="", mask_scale=255):
@@ -41,8 +40,12 @@ def test_invalid_items_are_listed_never_dropped_silently(tmp_path):
         load_dataset(tmp_path)
     msg = str(err.value)
     assert "4 item(s) invalid" in msg
-    for fragment in ("sizes.png: size mismatch", "values.png: invalid mask", "nomask.png: missing mask",
-                     "broken.png: unreadable image"):
+    for fragment in (
+        "sizes.png: size mismatch",
+        "values.png: invalid mask",
+        "nomask.png: missing mask",
+        "broken.png: unreadable image",
+    ):
         assert fragment in msg
     dsd, report = load_dataset_with_report(tmp_path)
     assert len(dsd["train"]) == 1 and len(report.skipped) == 4
@@ -64,8 +67,9 @@ def _coco(tmp_path, split="train"):
         rle = mask_utils.encode(rle_mask)
         rle["counts"] = rle["counts"].decode()
         anns.append({"id": 10 * i + 1, "image_id": i, "category_id": 1, "segmentation": rle, "iscrowd": 1})
-        anns.append({"id": 10 * i + 2, "image_id": i, "category_id": 2, "segmentation": [[50, 5, 65, 5, 65, 15]],
-                     "iscrowd": 0})
+        anns.append(
+            {"id": 10 * i + 2, "image_id": i, "category_id": 2, "segmentation": [[50, 5, 65, 5, 65, 15]], "iscrowd": 0}
+        )
         expected[i] = rle_mask.copy()
     cats = [{"id": 1, "name": "lesion"}, {"id": 2, "name": "artifact"}]
     (d / "_annotations.coco.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
@@ -111,7 +115,9 @@ def test_yolo_segmentation(tmp_path):
 def test_group_split_and_kfold_never_leak_groups():
     import datasets
 
-    ds = datasets.Dataset.from_dict({"group": [f"g{i // 3}" for i in range(30)], "kFold": [str(i % 3) for i in range(30)]})
+    ds = datasets.Dataset.from_dict(
+        {"group": [f"g{i // 3}" for i in range(30)], "kFold": [str(i % 3) for i in range(30)]}
+    )
     split = group_train_test_split(ds, 0.3, seed=1)
     assert not set(split["train"]["group"]) & set(split["test"]["group"])
     folds = group_kfold(ds, k=5)

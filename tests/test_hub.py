@@ -9,11 +9,10 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import ROOT
 from hub_server import LocalHub
 
-from conftest import ROOT
-
-CLIENT = textwrap.dedent('''
+CLIENT = textwrap.dedent("""
     import json, sys, torch
     from huggingface_hub import HfApi
     from trus_hf import load_model
@@ -39,16 +38,28 @@ CLIENT = textwrap.dedent('''
     files = sorted(s.rfilename for s in api.repo_info("trus-org/tiny-fpn").siblings)
     json.dump({"diff": diff, "card": card, "files": files, "missing": missing, "size": proc.size,
                "pinned_ok": pinned is not None}, open(out, "w"))
-''')
+""")
 
 
 def test_push_then_load_by_hub_id_gives_identical_logits(saved_models, tmp_path):
     with LocalHub() as hub:
-        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
-               "HF_HOME": str(tmp_path / "hf_home"), "HF_TOKEN": "hf_test_token"}
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_OFFLINE": "0",
+            "HF_HOME": str(tmp_path / "hf_home"),
+            "HF_TOKEN": "hf_test_token",
+        }
         out = tmp_path / "result.json"
-        r = subprocess.run([sys.executable, "-c", CLIENT, str(saved_models["fpn"]), str(out)], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-c", CLIENT, str(saved_models["fpn"]), str(out)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr[-4000:]
         requests = list(hub.state.requests)
     result = json.loads(out.read_text())
@@ -58,12 +69,16 @@ def test_push_then_load_by_hub_id_gives_identical_logits(saved_models, tmp_path)
     assert result["size"] == {"height": 64, "width": 64} and result["pinned_ok"]
     assert "cannot load model 'trus-org/missing'" in result["missing"]
     # the real protocol was used: YAML validation, preupload, LFS batch upload and a commit
-    for expected in ("POST /api/validate-yaml", "POST /api/models/trus-org/tiny-fpn/preupload/main",
-                     "POST /trus-org/tiny-fpn.git/info/lfs/objects/batch", "POST /api/models/trus-org/tiny-fpn/commit/main"):
+    for expected in (
+        "POST /api/validate-yaml",
+        "POST /api/models/trus-org/tiny-fpn/preupload/main",
+        "POST /trus-org/tiny-fpn.git/info/lfs/objects/batch",
+        "POST /api/models/trus-org/tiny-fpn/commit/main",
+    ):
         assert expected in requests, expected
 
 
-DATASET_CLIENT = textwrap.dedent('''
+DATASET_CLIENT = textwrap.dedent("""
     import sys
     import numpy as np
     from PIL import Image
@@ -89,14 +104,27 @@ DATASET_CLIENT = textwrap.dedent('''
         b = {r["file"]: np.asarray(r["mask"]) for r in remote[split]}
         assert all(np.array_equal(a[k], b[k]) for k in a)
     print("DATASET-OK")
-''')
+""")
 
 
 def test_dataset_push_then_load_by_hub_id(tmp_path):
     with LocalHub() as hub:
-        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
-               "HF_DATASETS_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf_home"), "HF_TOKEN": "hf_test_token"}
-        r = subprocess.run([sys.executable, "-c", DATASET_CLIENT, str(tmp_path)], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_OFFLINE": "0",
+            "HF_DATASETS_OFFLINE": "0",
+            "HF_HOME": str(tmp_path / "hf_home"),
+            "HF_TOKEN": "hf_test_token",
+        }
+        r = subprocess.run(
+            [sys.executable, "-c", DATASET_CLIENT, str(tmp_path)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0 and "DATASET-OK" in r.stdout, r.stderr[-4000:]
         assert any(req.startswith("POST /api/datasets/trus-org/phantoms/commit/") for req in hub.state.requests)

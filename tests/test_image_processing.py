@@ -54,8 +54,10 @@ def test_inputs_gray_rgb_rgba_16bit_agree():
     rgba = np.concatenate([rgb, np.full_like(g, 255)[..., None]], -1)
     g16 = g.astype(np.uint16) * 257
     proc = TrusImageProcessor(size={"height": 64, "width": 64})
-    outs = [proc(x, return_tensors="np")["pixel_values"] for x in (g, rgb, rgba, g16, Image.fromarray(g),
-                                                                     g.astype(np.float32) / 255)]
+    outs = [
+        proc(x, return_tensors="np")["pixel_values"]
+        for x in (g, rgb, rgba, g16, Image.fromarray(g), g.astype(np.float32) / 255)
+    ]
     for o in outs[1:]:
         assert np.abs(o - outs[0]).max() < 1e-3
 
@@ -74,22 +76,28 @@ def test_diffusion_smooths_and_can_be_switched_off():
 
 @pytest.mark.parametrize("interpolation", ["area", "bilinear", "bicubic"])
 def test_save_load_round_trip(tmp_path, interpolation):
-    proc = TrusImageProcessor(size={"height": 96, "width": 128}, interpolation=interpolation, diffusion_iterations=3,
-                              keep_aspect_ratio=True)
+    proc = TrusImageProcessor(
+        size={"height": 96, "width": 128}, interpolation=interpolation, diffusion_iterations=3, keep_aspect_ratio=True
+    )
     proc.save_pretrained(tmp_path)
     cfg = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert cfg["image_processor_type"] == "TrusImageProcessor" and cfg["interpolation"] == interpolation
     again = TrusImageProcessor.from_pretrained(tmp_path)
     img = generate_phantom(0, (150, 200)).image
-    assert np.array_equal(proc(img, return_tensors="np")["pixel_values"], again(img, return_tensors="np")["pixel_values"])
+    assert np.array_equal(
+        proc(img, return_tensors="np")["pixel_values"], again(img, return_tensors="np")["pixel_values"]
+    )
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((4, 4, 2)), "expected shape"),
-    (np.full((8, 8), np.nan, np.float32), "NaN"),
-    (np.full((8, 8), 300.0), r"\[0, 1\] or \[0, 255\]"),
-    (np.zeros((0, 5)), "non-empty"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 4, 2)), "expected shape"),
+        (np.full((8, 8), np.nan, np.float32), "NaN"),
+        (np.full((8, 8), 300.0), r"\[0, 1\] or \[0, 255\]"),
+        (np.zeros((0, 5)), "non-empty"),
+    ],
+)
 def test_bad_images_raise_clear_errors(bad, message):
     with pytest.raises(ValueError, match=message):
         to_gray_float(bad)

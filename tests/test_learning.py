@@ -18,11 +18,23 @@ def test_tiny_fpn_learns_within_a_minute(tmp_path):
     torch.set_num_threads(2)
     cfg = PhantomConfig(lesion_contrast=0.3, calcification_prob=0.0)
     train_ds, val_ds, unseen = (synthetic_dataset(n, 256, seed, cfg) for n, seed in ((16, 0), (4, 500), (8, 1000)))
-    args = TrainingArguments(output_dir=str(tmp_path / "run"), image_size=128, epochs=500, batch_size=4,
-                             learning_rate=3e-3, max_train_minutes=0.9, diffusion_iterations=5, lr_patience=8,
-                             augment=False, checkpoint_every=1000, tensorboard=False, seed=0)
-    model_cfg = TrusSegConfig(architecture="fpn", encoder_name="mobilenet_v2", decoder_pyramid_channels=64,
-                              decoder_segmentation_channels=32)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        image_size=128,
+        epochs=500,
+        batch_size=4,
+        learning_rate=3e-3,
+        max_train_minutes=0.9,
+        diffusion_iterations=5,
+        lr_patience=8,
+        augment=False,
+        checkpoint_every=1000,
+        tensorboard=False,
+        seed=0,
+    )
+    model_cfg = TrusSegConfig(
+        architecture="fpn", encoder_name="mobilenet_v2", decoder_pyramid_channels=64, decoder_segmentation_channels=32
+    )
     summary = train(model_cfg, args, train_ds, val_ds)
     assert summary["train_seconds"] <= 60
     model, processor = load_model(summary["model_dir"])

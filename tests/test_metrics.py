@@ -23,8 +23,9 @@ def test_cross_check_against_smp_metrics():
     preds = (rng.random((6, 32, 32)) > 0.6).astype(np.uint8)
     gts = (rng.random((6, 32, 32)) > 0.5).astype(np.uint8)
     ours = [binary_metrics(p, g) for p, g in zip(preds, gts)]
-    tp, fp, fn, tn = smp.metrics.get_stats(torch.from_numpy(preds[:, None]).long(), torch.from_numpy(gts[:, None]).long(),
-                                           mode="binary")
+    tp, fp, fn, tn = smp.metrics.get_stats(
+        torch.from_numpy(preds[:, None]).long(), torch.from_numpy(gts[:, None]).long(), mode="binary"
+    )
     iou_img = smp.metrics.iou_score(tp, fp, fn, tn, reduction="micro-imagewise").item()
     iou_micro = smp.metrics.iou_score(tp, fp, fn, tn, reduction="micro").item()
     f1_img = smp.metrics.f1_score(tp, fp, fn, tn, reduction="micro-imagewise").item()

@@ -3,13 +3,12 @@ import json
 import pytest
 import segmentation_models_pytorch as smp
 import torch
+from conftest import tiny_model, tiny_processor
 from safetensors.torch import load_file
 from transformers import SegformerForSemanticSegmentation
 
 from trus_hf import TrusSegConfig, load_model
 from trus_hf.models import TrusFPN, TrusSegformer
-
-from conftest import tiny_model, tiny_processor
 
 
 @pytest.mark.parametrize("arch", ["fpn", "segformer"])
@@ -34,8 +33,12 @@ def test_fpn_input_size_error_is_helpful():
 @pytest.mark.parametrize("arch", ["fpn", "segformer"])
 def test_save_load_round_trip_files_and_logits(arch, saved_models):
     path = saved_models[arch]
-    assert {p.name for p in path.iterdir()} >= {"config.json", "model.safetensors", "preprocessor_config.json",
-                                                  "README.md"}
+    assert {p.name for p in path.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "README.md",
+    }
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["_trus_hf"]["architecture"] == arch
     model, proc = load_model(path)
@@ -60,16 +63,20 @@ def test_plain_transformers_loads_our_segformer_folder(saved_models):
     ours, _ = load_model(saved_models["segformer"])
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        up = torch.nn.functional.interpolate(plain(pixel_values=x).logits, size=(64, 64), mode="bilinear",
-                                             align_corners=False)
+        up = torch.nn.functional.interpolate(
+            plain(pixel_values=x).logits, size=(64, 64), mode="bilinear", align_corners=False
+        )
         assert torch.allclose(up, ours(x).logits, atol=1e-5)
 
 
 def test_fp16_weights_load_as_fp32(tmp_path):
     model = tiny_model("segformer")
     model.save_pretrained(tmp_path, processor=tiny_processor(), dtype=torch.float16)
-    assert all(t.dtype == torch.float16 for t in load_file(str(tmp_path / "model.safetensors")).values()
-               if t.is_floating_point())
+    assert all(
+        t.dtype == torch.float16
+        for t in load_file(str(tmp_path / "model.safetensors")).values()
+        if t.is_floating_point()
+    )
     loaded, _ = load_model(tmp_path)
     assert next(loaded.parameters()).dtype == torch.float32
     x = torch.randn(1, 3, 64, 64)

@@ -17,8 +17,21 @@ def exported(saved_models, tmp_path_factory):
     out = {}
     for arch in ("fpn", "segformer"):
         path = tmp_path_factory.mktemp(f"onnx_{arch}")
-        assert main(["export-onnx", "--model", str(saved_models[arch]), "--out", str(path), "--int8",
-                     "--calibration-size", "4"]) == 0
+        assert (
+            main(
+                [
+                    "export-onnx",
+                    "--model",
+                    str(saved_models[arch]),
+                    "--out",
+                    str(path),
+                    "--int8",
+                    "--calibration-size",
+                    "4",
+                ]
+            )
+            == 0
+        )
         out[arch] = path
     return out
 
@@ -26,8 +39,9 @@ def exported(saved_models, tmp_path_factory):
 @pytest.mark.parametrize("arch", ["fpn", "segformer"])
 def test_export_is_self_contained_checked_and_dynamic(arch, exported):
     folder = exported[arch]
-    assert {"model.onnx", "model_int8.onnx", "config.json", "preprocessor_config.json", "README.md",
-            "parity.json"} <= {p.name for p in folder.iterdir()}
+    assert {"model.onnx", "model_int8.onnx", "config.json", "preprocessor_config.json", "README.md", "parity.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     proto = onnx.load(str(folder / "model.onnx"))
     onnx.checker.check_model(proto)
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17

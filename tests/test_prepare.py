@@ -53,7 +53,7 @@ def raw(tmp_path):
     root = tmp_path / "raw" / "Doe_John_study"
     root.mkdir(parents=True)
     frames = [scanner_frame(s)[0] for s in range(3)]
-    write_dicom(root / "cine.dcm", np.stack(frames))                                   # multi-frame
+    write_dicom(root / "cine.dcm", np.stack(frames))  # multi-frame
     write_dicom(root / "single_rgb.dcm", np.stack([np.stack([frames[0]] * 3, -1)]), rgb=True)  # RGB, same as frame 0
     Image.fromarray(scanner_frame(5)[0]).save(root / "export.png")
     video = cv2.VideoWriter(str(root / "sweep.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (420, 320))
@@ -110,19 +110,29 @@ def _coco_export(folder, n=4):
         Image.fromarray(ph.image).save(folder / f"case{i // 2}_f{i}.jpg")
         images.append({"id": i, "file_name": f"case{i // 2}_f{i}.jpg", "height": 120, "width": 140})
         contours, _ = cv2.findContours(ph.gland_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        anns.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0,
-                     "segmentation": [c.reshape(-1).astype(float).tolist() for c in contours]})
+        anns.append(
+            {
+                "id": i,
+                "image_id": i,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": [c.reshape(-1).astype(float).tolist() for c in contours],
+            }
+        )
     images.append({"id": 99, "file_name": "unlabeled.jpg", "height": 120, "width": 140})
     Image.fromarray(generate_phantom(99, (120, 140)).image).save(folder / "unlabeled.jpg")
-    (folder / "_annotations.coco.json").write_text(json.dumps(
-        {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "lesion"}]}))
+    (folder / "_annotations.coco.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "lesion"}]})
+    )
 
 
 def test_import_labels_builds_a_validated_dataset_with_card(tmp_path):
     _coco_export(tmp_path / "export" / "train")
     out = tmp_path / "ds"
-    assert main(["import-labels", str(tmp_path / "export"), "--format", "coco", "--out", str(out),
-                 "--test-size", "0.5"]) == 0
+    assert (
+        main(["import-labels", str(tmp_path / "export"), "--format", "coco", "--out", str(out), "--test-size", "0.5"])
+        == 0
+    )
     ds = load_dataset(out / "dataset")
     assert set(ds) == {"train", "test"}
     assert not set(ds["train"]["group"]) & set(ds["test"]["group"])
@@ -138,8 +148,22 @@ def test_export_for_labeling_round_trips_through_the_coco_loader(saved_models, t
     src.mkdir()
     for s in range(3):
         Image.fromarray(generate_phantom(s, (100, 130)).image).save(src / f"f{s}.png")
-    assert main(["export-for-labeling", "--model", str(saved_models["fpn"]), "--images", str(src),
-                 "--out", str(tmp_path / "pre"), "--threshold", "0.3"]) == 0
+    assert (
+        main(
+            [
+                "export-for-labeling",
+                "--model",
+                str(saved_models["fpn"]),
+                "--images",
+                str(src),
+                "--out",
+                str(tmp_path / "pre"),
+                "--threshold",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     coco = json.loads((tmp_path / "pre" / "_annotations.coco.json").read_text())
     assert len(coco["images"]) == 3 and coco["categories"][0]["name"] == "lesion"
     reloaded = load_dataset(tmp_path / "pre" / "_annotations.coco.json")["train"]

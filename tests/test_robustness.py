@@ -7,6 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import tiny_processor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -16,8 +17,6 @@ from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate
 from trus_hf import SegmentationPipeline, TrusImageProcessor, load_model
 from trus_hf.fileio import read_image
 from trus_hf.synthetic import generate_phantom
-
-from conftest import tiny_processor
 
 DTYPES = st.sampled_from(["uint8", "uint16", "float32", "bool"])
 
@@ -47,7 +46,9 @@ def pipe(saved_models):
     return SegmentationPipeline(model, proc)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(arr=arrays())
 def test_pipeline_gives_a_mask_of_the_right_shape_or_a_clear_error(pipe, arr):
     try:
@@ -67,8 +68,9 @@ def test_processor_inverse_mapping_has_the_original_shape(h, w, keep, size):
     img = np.random.default_rng(h * w).integers(0, 255, (h, w), dtype=np.uint8)
     batch = proc(img, masks=(img > 128).astype(np.uint8), return_tensors="np")
     assert batch["pixel_values"].shape[2] % 32 == 0 and batch["pixel_values"].shape[3] % 32 == 0
-    back = proc.post_process_semantic_segmentation(batch["labels"][:, None] * 20.0 - 10.0,
-                                                   geometries=batch["geometries"])[0]
+    back = proc.post_process_semantic_segmentation(
+        batch["labels"][:, None] * 20.0 - 10.0, geometries=batch["geometries"]
+    )[0]
     assert back.shape == (h, w)
 
 
@@ -80,11 +82,17 @@ def _png_bytes(arr):
 
 def _bomb_png(side: int = 30_000) -> bytes:
     """A valid PNG header claiming side x side pixels with a tiny compressed body."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     raw = zlib.compress(b"\x00" * (side + 1) * 8, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + \
-        chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", raw)
+        + chunk(b"IEND", b"")
+    )
 
 
 def _jpeg_bytes():
@@ -103,14 +111,17 @@ def _dicom_without_pixels(path):
     ds.save_as(path, enforce_file_format=True)
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("truncated.png", _png_bytes(generate_phantom(0, (64, 64)).image)[:200], "corrupt or truncated image"),
-    ("truncated.jpg", _jpeg_bytes()[:300], "corrupt or truncated image"),
-    ("empty.png", b"", "file is empty"),
-    ("bomb.png", _bomb_png(), "exceeds the limit|decompression bomb"),
-    ("text.png", b"hello, I am text renamed to png\n", "unsupported or unrecognised image format"),
-    ("nopixels.dcm", None, "DICOM file has no pixel data"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("truncated.png", _png_bytes(generate_phantom(0, (64, 64)).image)[:200], "corrupt or truncated image"),
+        ("truncated.jpg", _jpeg_bytes()[:300], "corrupt or truncated image"),
+        ("empty.png", b"", "file is empty"),
+        ("bomb.png", _bomb_png(), "exceeds the limit|decompression bomb"),
+        ("text.png", b"hello, I am text renamed to png\n", "unsupported or unrecognised image format"),
+        ("nopixels.dcm", None, "DICOM file has no pixel data"),
+    ],
+)
 def test_hostile_files_give_clear_errors_naming_the_file(tmp_path, name, content, message):
     path = tmp_path / name
     if content is None:
@@ -137,8 +148,9 @@ def test_remote_code_in_config_is_never_executed(tmp_path, saved_models):
 
 
 def test_processor_config_is_validated(tmp_path):
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "TrusImageProcessor",
-                                                                    "interpolation": "lanczos"}))
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"image_processor_type": "TrusImageProcessor", "interpolation": "lanczos"})
+    )
     with pytest.raises(ValueError, match="interpolation must be one of area, bilinear, bicubic"):
         TrusImageProcessor.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="size must be"):

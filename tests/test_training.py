@@ -7,31 +7,45 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT
 
 from trus_hf import SegmentationPipeline, load_model
 from trus_hf.synthetic import generate_phantom
 
-from conftest import ROOT
-
-TINY = ["--data", "synthetic:12:96", "--image_size", "64", "--batch_size", "4", "--diffusion_iterations", "2",
-        "--learning_rate", "1e-3", "--tensorboard", "false"]
+TINY = [
+    "--data",
+    "synthetic:12:96",
+    "--image_size",
+    "64",
+    "--batch_size",
+    "4",
+    "--diffusion_iterations",
+    "2",
+    "--learning_rate",
+    "1e-3",
+    "--tensorboard",
+    "false",
+]
 FPN = ["--encoder_name", "resnet18", "--decoder_pyramid_channels", "64", "--decoder_segmentation_channels", "32"]
 
 
 def run(script, *args, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
-    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=timeout,
-                          env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+    )
 
 
 def test_train_fpn_script_leaves_a_loadable_model_with_card_and_logs(tmp_path):
     out = tmp_path / "fpn"
     r = run("train_fpn.py", "--output_dir", str(out), "--epochs", "2", *TINY, *FPN)
     assert r.returncode == 0, r.stderr[-3000:]
-    summary = json.loads(r.stdout[r.stdout.index("{"):])
+    summary = json.loads(r.stdout[r.stdout.index("{") :])
     assert summary["epochs_run"] == 2 and 0 <= summary["best_val_iou"] <= 1
     model_dir = out / "model"
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= {
+        p.name for p in model_dir.iterdir()
+    }
     for name in ("metrics.csv", "metrics.json", "training_curves.png", "summary.json"):
         assert (out / name).is_file(), name
     card = (model_dir / "README.md").read_text()
@@ -67,8 +81,13 @@ def test_kill_9_at_three_random_moments_then_resume_finishes_cleanly(tmp_path):
     state_file = out / "checkpoints" / "last" / "trainer_state.json"
     kills = []
     for attempt in range(3):
-        proc = subprocess.Popen(args + (["--resume", "true"] if attempt else []), cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args + (["--resume", "true"] if attempt else []),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         start_epoch = json.loads(state_file.read_text())["epoch"] if state_file.is_file() else 0
         target = start_epoch + rng.randint(1, 2)
         deadline = time.time() + 240

@@ -13,7 +13,20 @@ from .pipeline import SegmentationPipeline, SegmentationResult
 __version__ = "0.1.0"
 
 __all__ = [
-    "ARCHITECTURES", "EVALUATE_MODULE_PATH", "SEGFORMER_SIZES", "Geometry", "SegmentationPipeline",
-    "SegmentationResult", "TrusFPN", "TrusImageProcessor", "TrusSegConfig", "TrusSegformer", "TrusSegmentationModel",
-    "__version__", "aggregate", "binary_metrics", "create_model", "load_model",
+    "ARCHITECTURES",
+    "EVALUATE_MODULE_PATH",
+    "SEGFORMER_SIZES",
+    "Geometry",
+    "SegmentationPipeline",
+    "SegmentationResult",
+    "TrusFPN",
+    "TrusImageProcessor",
+    "TrusSegConfig",
+    "TrusSegformer",
+    "TrusSegmentationModel",
+    "__version__",
+    "aggregate",
+    "binary_metrics",
+    "create_model",
+    "load_model",
 ]

@@ -79,8 +79,10 @@ def to_gray_float(image: Any, name: str = "image", max_pixels: int | None = None
     else:
         raise ValueError(f"{name}: expected shape (H, W) or (H, W, C) with C in 1, 3, 4; got {arr.shape}")
     if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
-        raise ValueError(f"{name}: {arr.shape[1]}x{arr.shape[0]} = {arr.shape[0] * arr.shape[1]} pixels exceeds the "
-                         f"limit of {max_pixels}")
+        raise ValueError(
+            f"{name}: {arr.shape[1]}x{arr.shape[0]} = {arr.shape[0] * arr.shape[1]} pixels exceeds the "
+            f"limit of {max_pixels}"
+        )
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float32)
     elif arr.dtype == np.uint8:
@@ -90,8 +92,9 @@ def to_gray_float(image: Any, name: str = "image", max_pixels: int | None = None
     elif np.issubdtype(arr.dtype, np.integer):
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 255:
-            raise ValueError(f"{name}: integer images must be uint8, uint16 or lie in 0..255; got {arr.dtype} with "
-                             f"range {lo}..{hi}")
+            raise ValueError(
+                f"{name}: integer images must be uint8, uint16 or lie in 0..255; got {arr.dtype} with range {lo}..{hi}"
+            )
         arr = arr.astype(np.float32) / 255.0
     elif np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float32)
@@ -139,6 +142,7 @@ def mask_to_binary(mask: Any, name: str = "mask") -> np.ndarray:
     values = np.unique(m)
     if values.size > 2 or not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
         shown = values[:10].tolist()
-        raise ValueError(f"{name}: mask values must be {{0, 1}} or {{0, 255}}, got {shown}"
-                         f"{' ...' if values.size > 10 else ''}")
+        raise ValueError(
+            f"{name}: mask values must be {{0, 1}} or {{0, 255}}, got {shown}{' ...' if values.size > 10 else ''}"
+        )
     return (m > 0).astype(np.uint8)

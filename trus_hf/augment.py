@@ -18,15 +18,20 @@ class AcousticShadow(A.ImageOnlyTransform):
     probe at the bottom centre. Written here because albumentations' RandomShadow draws arbitrary polygons, which
     look nothing like ultrasound shadows."""
 
-    def __init__(self, width_deg: tuple[float, float] = (2.0, 8.0), strength: tuple[float, float] = (0.3, 0.7),
-                 p: float = 0.5):
+    def __init__(
+        self, width_deg: tuple[float, float] = (2.0, 8.0), strength: tuple[float, float] = (0.3, 0.7), p: float = 0.5
+    ):
         super().__init__(p=p)
         self.width_deg, self.strength = width_deg, strength
 
     def get_params_dependent_on_data(self, params, data):
         rng = self.py_random
-        return {"angle": rng.uniform(-50, 50), "width": rng.uniform(*self.width_deg),
-                "start": rng.uniform(0.2, 0.7), "gain": 1.0 - rng.uniform(*self.strength)}
+        return {
+            "angle": rng.uniform(-50, 50),
+            "width": rng.uniform(*self.width_deg),
+            "start": rng.uniform(0.2, 0.7),
+            "gain": 1.0 - rng.uniform(*self.strength),
+        }
 
     def apply(self, img, angle=0.0, width=4.0, start=0.5, gain=0.5, **params):
         h, w = img.shape[:2]
@@ -42,21 +47,30 @@ class AcousticShadow(A.ImageOnlyTransform):
 def build_augmentations(seed: int | None = None, strength: float = 1.0) -> A.Compose:
     """Flip, small affine, elastic; gamma, brightness/contrast (gain), noise, blur and acoustic shadow bands."""
     s = float(strength)
-    return A.Compose([
-        A.HorizontalFlip(p=0.5),
-        A.Affine(scale=(1 - 0.1 * s, 1 + 0.1 * s), rotate=(-10 * s, 10 * s), translate_percent=(-0.05 * s, 0.05 * s),
-                 border_mode=0, p=0.7),
-        A.ElasticTransform(alpha=20 * s, sigma=6, p=0.2),
-        A.RandomGamma(gamma_limit=(80, 120), p=0.3),
-        A.RandomBrightnessContrast(brightness_limit=0.15 * s, contrast_limit=0.15 * s, p=0.5),
-        A.GaussNoise(std_range=(0.01, 0.04 * s), p=0.3),
-        A.GaussianBlur(blur_limit=(3, 5), p=0.2),
-        AcousticShadow(p=0.2),
-    ], seed=seed)
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                scale=(1 - 0.1 * s, 1 + 0.1 * s),
+                rotate=(-10 * s, 10 * s),
+                translate_percent=(-0.05 * s, 0.05 * s),
+                border_mode=0,
+                p=0.7,
+            ),
+            A.ElasticTransform(alpha=20 * s, sigma=6, p=0.2),
+            A.RandomGamma(gamma_limit=(80, 120), p=0.3),
+            A.RandomBrightnessContrast(brightness_limit=0.15 * s, contrast_limit=0.15 * s, p=0.5),
+            A.GaussNoise(std_range=(0.01, 0.04 * s), p=0.3),
+            A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+            AcousticShadow(p=0.2),
+        ],
+        seed=seed,
+    )
 
 
-def preview_augmentations(images: list[np.ndarray], masks: list[np.ndarray], n: int, out_path: str | Path,
-                          seed: int = 0) -> Path:
+def preview_augmentations(
+    images: list[np.ndarray], masks: list[np.ndarray], n: int, out_path: str | Path, seed: int = 0
+) -> Path:
     """Write a PNG grid: ``n`` augmented samples (cycling through ``images``) with their mask contours."""
     import matplotlib
 

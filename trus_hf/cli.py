@@ -6,8 +6,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["main"]
 
@@ -21,7 +21,9 @@ def _list_inputs(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ValueError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + DICOM_EXTENSIONS)
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + DICOM_EXTENSIONS
+    )
     if not files:
         raise ValueError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS + DICOM_EXTENSIONS)})")
     return files
@@ -31,9 +33,15 @@ def _list_inputs(path: Path) -> list[Path]:
 def cmd_synth(a: argparse.Namespace) -> None:
     from .synthetic import PhantomConfig, write_phantom_dataset
 
-    out = write_phantom_dataset(a.out, a.n, (a.size, a.size), seed=a.seed,
-                                config=PhantomConfig(lesion_contrast=a.lesion_contrast), target=a.target,
-                                overwrite=a.overwrite)
+    out = write_phantom_dataset(
+        a.out,
+        a.n,
+        (a.size, a.size),
+        seed=a.seed,
+        config=PhantomConfig(lesion_contrast=a.lesion_contrast),
+        target=a.target,
+        overwrite=a.overwrite,
+    )
     print(f"wrote {a.n} phantoms to {out} (images/, masks/, metadata.jsonl)")
 
 
@@ -47,18 +55,26 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from .visualization import overlay
 
     state = PartialState()
-    pipe = SegmentationPipeline.from_pretrained(a.model, backend=a.backend, revision=a.revision, threshold=a.threshold,
-                                                largest_component_only=a.largest_component, tta_flip=a.tta,
-                                                batch_size=a.batch_size, device=state.device if a.backend == "torch" else None)
+    pipe = SegmentationPipeline.from_pretrained(
+        a.model,
+        backend=a.backend,
+        revision=a.revision,
+        threshold=a.threshold,
+        largest_component_only=a.largest_component,
+        tta_flip=a.tta,
+        batch_size=a.batch_size,
+        device=state.device if a.backend == "torch" else None,
+    )
     files = _list_inputs(Path(a.input))
     out = Path(a.out)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     rows, failures = [], []
     with state.split_between_processes(files) as mine:
-        for start in tqdm(range(0, len(mine), a.batch_size), desc="predicting", unit="batch",
-                          disable=not state.is_local_main_process):
-            chunk = mine[start:start + a.batch_size]
+        for start in tqdm(
+            range(0, len(mine), a.batch_size), desc="predicting", unit="batch", disable=not state.is_local_main_process
+        ):
+            chunk = mine[start : start + a.batch_size]
             images = []
             for f in chunk:
                 try:
@@ -71,9 +87,15 @@ def cmd_predict(a: argparse.Namespace) -> None:
                 rel = f.relative_to(a.input).with_suffix(".png") if Path(a.input).is_dir() else Path(f.stem + ".png")
                 write_png(out / "masks" / rel, res.mask * 255)
                 write_png(out / "overlays" / rel, overlay(img, res.mask))
-                rows.append({"file": str(f), "mask": str(out / "masks" / rel), "foreground_pixels": int(res.mask.sum()),
-                             "max_probability": float(np.max(res.probabilities)),
-                             **{f"{k}_ms": round(v, 2) for k, v in res.timings_ms.items()}})
+                rows.append(
+                    {
+                        "file": str(f),
+                        "mask": str(out / "masks" / rel),
+                        "foreground_pixels": int(res.mask.sum()),
+                        "max_probability": float(np.max(res.probabilities)),
+                        **{f"{k}_ms": round(v, 2) for k, v in res.timings_ms.items()},
+                    }
+                )
     suffix = f".{state.process_index}" if state.num_processes > 1 else ""
     if rows:
         write_csv(out / f"predictions{suffix}.csv", rows)
@@ -103,25 +125,38 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     split = a.split or ("test" if "test" in dsd else "train")
     if split not in dsd:
         raise ValueError(f"split {split!r} not in dataset; available: {list(dsd)}")
-    pipes = {n: SegmentationPipeline.from_pretrained(m, backend=a.backend, threshold=a.threshold)
-             for n, m in zip(names, a.model)}
+    pipes = {
+        n: SegmentationPipeline.from_pretrained(m, backend=a.backend, threshold=a.threshold)
+        for n, m in zip(names, a.model)
+    }
     summary = evaluate_models(pipes, dsd[split], a.out)
     for n in names:
         s = summary["models"][n]
-        print(f"{n}: IoU {s['iou']['mean']:.4f} [{s['iou']['ci95'][0]:.4f}, {s['iou']['ci95'][1]:.4f}]  "
-              f"Dice {s['dice']['mean']:.4f}")
+        print(
+            f"{n}: IoU {s['iou']['mean']:.4f} [{s['iou']['ci95'][0]:.4f}, {s['iou']['ci95'][1]:.4f}]  "
+            f"Dice {s['dice']['mean']:.4f}"
+        )
     for pair, comp in summary.get("comparisons", {}).items():
         c = comp["iou"]
-        print(f"{pair}: IoU difference {c['mean_difference']:+.4f}, Wilcoxon p={c['wilcoxon_p']:.3g}, "
-              f"wins {c['wins_a']}/{c['wins_b']}")
+        print(
+            f"{pair}: IoU difference {c['mean_difference']:+.4f}, Wilcoxon p={c['wilcoxon_p']:.3g}, "
+            f"wins {c['wins_a']}/{c['wins_b']}"
+        )
     print(f"report: {summary['report']}")
 
 
 def cmd_export_onnx(a: argparse.Namespace) -> None:
     from .export import export_onnx
 
-    info = export_onnx(a.model, a.out, opset=a.opset, int8=a.int8, calibration_data=a.calibration_data,
-                       calibration_size=a.calibration_size, verify=not a.no_check)
+    info = export_onnx(
+        a.model,
+        a.out,
+        opset=a.opset,
+        int8=a.int8,
+        calibration_data=a.calibration_data,
+        calibration_size=a.calibration_size,
+        verify=not a.no_check,
+    )
     print(json.dumps(info, indent=1))
 
 
@@ -141,17 +176,34 @@ def cmd_demo_models(a: argparse.Namespace) -> None:
 def cmd_prepare(a: argparse.Namespace) -> None:
     from .prepare import prepare_frames
 
-    report = prepare_frames(a.raw_dir, a.out, every=a.every, on_change=a.on_change, salt=a.salt,
-                            crop=not a.no_crop, drop_duplicates=a.drop_duplicates, overwrite=a.overwrite,
-                            resume=a.resume)
+    report = prepare_frames(
+        a.raw_dir,
+        a.out,
+        every=a.every,
+        on_change=a.on_change,
+        salt=a.salt,
+        crop=not a.no_crop,
+        drop_duplicates=a.drop_duplicates,
+        overwrite=a.overwrite,
+        resume=a.resume,
+    )
     print(report.summary())
 
 
 def cmd_import_labels(a: argparse.Namespace) -> None:
     from .prepare import import_labels
 
-    report = import_labels(a.export, a.out, format=a.format, categories=a.category, push_to_hub=a.push_to_hub,
-                           test_size=a.test_size, seed=a.seed, overwrite=a.overwrite, mask_suffix=a.mask_suffix)
+    report = import_labels(
+        a.export,
+        a.out,
+        format=a.format,
+        categories=a.category,
+        push_to_hub=a.push_to_hub,
+        test_size=a.test_size,
+        seed=a.seed,
+        overwrite=a.overwrite,
+        mask_suffix=a.mask_suffix,
+    )
     print(report)
 
 
@@ -190,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--largest-component", action="store_true", help="keep only the largest connected component")
     s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("train", help="train a model (see train_fpn.py / train_segformer.py --help for options)",
-                       add_help=False)
+    s = sub.add_parser(
+        "train", help="train a model (see train_fpn.py / train_segformer.py --help for options)", add_help=False
+    )
     s.add_argument("architecture", choices=["fpn", "segformer"])
     s.set_defaults(func=cmd_train, passthrough=True)
 

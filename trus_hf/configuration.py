@@ -48,7 +48,9 @@ class TrusSegConfig:
 
     architecture: str = field(default="fpn", metadata={"help": "fpn (segmentation-models-pytorch) or segformer"})
     encoder_name: str = field(default="resnet152", metadata={"help": "FPN encoder (smp name)"})
-    encoder_weights: str | None = field(default=None, metadata={"help": "FPN encoder init: 'imagenet' (online) or none"})
+    encoder_weights: str | None = field(
+        default=None, metadata={"help": "FPN encoder init: 'imagenet' (online) or none"}
+    )
     decoder_pyramid_channels: int = field(default=256, metadata={"help": "FPN decoder pyramid channels"})
     decoder_segmentation_channels: int = field(default=128, metadata={"help": "FPN segmentation channels (x32)"})
     segformer_size: str = field(default="b0", metadata={"help": "Segformer size: b0..b5"})
@@ -64,14 +66,15 @@ class TrusSegConfig:
         if self.segformer_size not in SEGFORMER_SIZES:
             raise ValueError(f"unknown segformer_size {self.segformer_size!r}; valid: {', '.join(SEGFORMER_SIZES)}")
         if self.dice_weight < 0 or self.bce_weight < 0 or self.dice_weight + self.bce_weight == 0:
-            raise ValueError(f"loss weights must be >= 0 and not both 0, got dice={self.dice_weight}, "
-                             f"bce={self.bce_weight}")
+            raise ValueError(
+                f"loss weights must be >= 0 and not both 0, got dice={self.dice_weight}, bce={self.bce_weight}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrusSegConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrusSegConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

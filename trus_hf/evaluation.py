@@ -27,8 +27,9 @@ __all__ = ["bootstrap_ci", "compare", "evaluate_dataset", "evaluate_models"]
 _METRICS = ("iou", "dice", "precision", "recall")
 
 
-def evaluate_dataset(pipeline: SegmentationPipeline, ds: datasets.Dataset, keep_predictions: bool = False,
-                     desc: str = "evaluating") -> list[dict[str, Any]]:
+def evaluate_dataset(
+    pipeline: SegmentationPipeline, ds: datasets.Dataset, keep_predictions: bool = False, desc: str = "evaluating"
+) -> list[dict[str, Any]]:
     """Per-image metrics (IoU, Dice, precision, recall, HD95, areas) at the ORIGINAL resolution of each image."""
     rows = []
     for i in tqdm(range(len(ds)), desc=desc, leave=False):
@@ -36,9 +37,13 @@ def evaluate_dataset(pipeline: SegmentationPipeline, ds: datasets.Dataset, keep_
         gt = mask_to_binary(np.asarray(item["mask"]), name=f"mask of {item.get('file', i)}")
         res = pipeline(np.asarray(item["image"]))  # metrics computed once below, with HD95
         m = binary_metrics(res.mask, gt, with_hd95=True)
-        row = {"index": i, "file": item.get("file", str(i)), "group": item.get("group", ""),
-               **{k: m[k] for k in (*_METRICS, "hd95", "pred_area", "target_area", "tp", "fp", "fn", "tn")},
-               "inference_ms": res.timings_ms.get("inference", float("nan"))}
+        row = {
+            "index": i,
+            "file": item.get("file", str(i)),
+            "group": item.get("group", ""),
+            **{k: m[k] for k in (*_METRICS, "hd95", "pred_area", "target_area", "tp", "fp", "fn", "tn")},
+            "inference_ms": res.timings_ms.get("inference", float("nan")),
+        }
         if keep_predictions:
             row["_pred"] = res.mask
         rows.append(row)
@@ -60,8 +65,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for k in _METRICS:
         v = np.array([r[k] for r in rows])
         lo, hi = bootstrap_ci(v)
-        out[k] = {"mean": float(v.mean()), "median": float(np.median(v)), "std": float(v.std()),
-                  "ci95": [lo, hi]}
+        out[k] = {"mean": float(v.mean()), "median": float(np.median(v)), "std": float(v.std()), "ci95": [lo, hi]}
     return out
 
 
@@ -80,13 +84,21 @@ def compare(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], metric: 
     else:
         p = float(wilcoxon(a, b, zero_method="wilcox").pvalue)
     lo, hi = bootstrap_ci(d)
-    return {"metric": metric, "mean_difference": float(d.mean()), "ci95": [lo, hi], "wilcoxon_p": p,
-            "wins_a": int((d > 1e-9).sum()), "wins_b": int((d < -1e-9).sum()), "ties": int((np.abs(d) <= 1e-9).sum()),
-            "n": int(d.size)}
+    return {
+        "metric": metric,
+        "mean_difference": float(d.mean()),
+        "ci95": [lo, hi],
+        "wilcoxon_p": p,
+        "wins_a": int((d > 1e-9).sum()),
+        "wins_b": int((d < -1e-9).sum()),
+        "ties": int((np.abs(d) <= 1e-9).sum()),
+        "n": int(d.size),
+    }
 
 
-def evaluate_models(pipelines: dict[str, SegmentationPipeline], ds: datasets.Dataset, out_dir: str | Path,
-                    n_examples: int = 4) -> dict[str, Any]:
+def evaluate_models(
+    pipelines: dict[str, SegmentationPipeline], ds: datasets.Dataset, out_dir: str | Path, n_examples: int = 4
+) -> dict[str, Any]:
     """Evaluate every model on ``ds`` and write per_image.csv, summary.json, plots and report.html into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,8 +106,11 @@ def evaluate_models(pipelines: dict[str, SegmentationPipeline], ds: datasets.Dat
     rows = {n: evaluate_dataset(p, ds, keep_predictions=True, desc=f"evaluating {n}") for n, p in pipelines.items()}
     summary: dict[str, Any] = {"dataset_size": len(ds), "models": {n: _summary(r) for n, r in rows.items()}}
     if len(names) >= 2:
-        summary["comparisons"] = {f"{a} vs {b}": {m: compare(rows[a], rows[b], m) for m in ("iou", "dice")}
-                                  for i, a in enumerate(names) for b in names[i + 1:]}
+        summary["comparisons"] = {
+            f"{a} vs {b}": {m: compare(rows[a], rows[b], m) for m in ("iou", "dice")}
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        }
     fields = ["model", "index", "file", "group", *_METRICS, "hd95", "pred_area", "target_area", "inference_ms"]
     write_csv(out / "per_image.csv", [{"model": n, **r} for n in names for r in rows[n]], fields)
     write_json(out / "summary.json", summary)

@@ -55,22 +55,40 @@ def _torch_export(model: nn.Module, path: Path, example: torch.Tensor, opset: in
     h = 32 * torch.export.Dim("h32", min=1, max=128)
     w = 32 * torch.export.Dim("w32", min=1, max=128)
     try:
-        prog = torch.onnx.export(wrapper, (example,), dynamo=True, opset_version=opset, input_names=["pixel_values"],
-                                 output_names=["logits"], dynamic_shapes={"pixel_values": {0: batch, 2: h, 3: w}},
-                                 external_data=False, optimize=True)
+        prog = torch.onnx.export(
+            wrapper,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["pixel_values"],
+            output_names=["logits"],
+            dynamic_shapes={"pixel_values": {0: batch, 2: h, 3: w}},
+            external_data=False,
+            optimize=True,
+        )
         prog.save(str(path), external_data=False)
         return "dynamo"
     except Exception as exc:  # fall back to the TorchScript exporter, which handles dynamic axes for both models
         logger.warning("dynamo export failed (%s); using the TorchScript exporter", exc)
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=["pixel_values"], output_names=["logits"],
-                          dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
-                                        "logits": {0: "batch", 2: "height", 3: "width"}})
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["pixel_values"],
+            output_names=["logits"],
+            dynamic_axes={
+                "pixel_values": {0: "batch", 2: "height", 3: "width"},
+                "logits": {0: "batch", 2: "height", 3: "width"},
+            },
+        )
         return "torchscript"
 
 
-def check_parity(torch_model: nn.Module, onnx_path: str | Path, processor: TrusImageProcessor,
-                 frames: list[np.ndarray] | None = None) -> dict[str, float]:
+def check_parity(
+    torch_model: nn.Module, onnx_path: str | Path, processor: TrusImageProcessor, frames: list[np.ndarray] | None = None
+) -> dict[str, float]:
     """Max |logit difference| and thresholded-mask IoU agreement between PyTorch and ONNX Runtime, through the same
     prediction pipeline, on frames whose sizes are not multiples of 32; plus a second canvas size (dynamic H/W)."""
     from .models.onnx_runtime import OnnxSegmentationModel
@@ -87,13 +105,21 @@ def check_parity(torch_model: nn.Module, onnx_path: str | Path, processor: TrusI
     max_diff = float(np.abs(a - b).max())
     agreement = [binary_metrics(r1.mask, r2.mask)["iou"] for r1, r2 in zip(pt.predict(frames), ox.predict(frames))]
     # A different canvas (multiple of 32, not the processor's) exercises the dynamic height/width.
-    other = torch.randn(1, torch_model.config.num_channels, batch["pixel_values"].shape[2] + 32,
-                        batch["pixel_values"].shape[3] - 32 if batch["pixel_values"].shape[3] > 32 else 64)
+    other = torch.randn(
+        1,
+        torch_model.config.num_channels,
+        batch["pixel_values"].shape[2] + 32,
+        batch["pixel_values"].shape[3] - 32 if batch["pixel_values"].shape[3] > 32 else 64,
+    )
     with torch.inference_mode():
         c = torch_model(other).logits.numpy()
     d = ort_model(other).logits.numpy()
-    return {"max_abs_logit_diff": max_diff, "max_abs_logit_diff_other_size": float(np.abs(c - d).max()),
-            "min_mask_iou_agreement": float(min(agreement)), "frames": len(frames)}
+    return {
+        "max_abs_logit_diff": max_diff,
+        "max_abs_logit_diff_other_size": float(np.abs(c - d).max()),
+        "min_mask_iou_agreement": float(min(agreement)),
+        "frames": len(frames),
+    }
 
 
 class _CalibrationReader:
@@ -118,10 +144,15 @@ def _calibration_arrays(processor: TrusImageProcessor, data: str | None, n: int)
     return [processor(im, return_tensors="np")["pixel_values"][0] for im in images]
 
 
-def quantize_int8(onnx_path: str | Path, out_path: str | Path, processor: TrusImageProcessor,
-                  calibration_data: str | None = None, calibration_size: int = 16) -> Path:
+def quantize_int8(
+    onnx_path: str | Path,
+    out_path: str | Path,
+    processor: TrusImageProcessor,
+    calibration_data: str | None = None,
+    calibration_size: int = 16,
+) -> Path:
     """Static QDQ INT8 quantization calibrated on processed images (per-channel weights). ONNX Runtime's dynamic
-    quantization turns convolutions into ConvInteger, which ran 2.5x slower than fp32 here."""
+    quantization turns convolutions into ConvInteger, slower than fp32 on CPU (BENCHMARKS.md)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -129,19 +160,33 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, processor: TrusIm
     pre = out_path.with_suffix(".pre.onnx")
     quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
     try:
-        quantize_static(str(pre), str(out_path), _CalibrationReader(_calibration_arrays(processor, calibration_data,
-                                                                                          calibration_size)),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+        quantize_static(
+            str(pre),
+            str(out_path),
+            _CalibrationReader(_calibration_arrays(processor, calibration_data, calibration_size)),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+        )
     finally:
         pre.unlink(missing_ok=True)
     return out_path
 
 
-def export_onnx(model: str | Path | Any, out_dir: str | Path, processor: TrusImageProcessor | None = None,
-                opset: int = 18, int8: bool = False, calibration_data: str | None = None, calibration_size: int = 16,
-                verify: bool = True, tolerance: float = 1e-3) -> dict[str, Any]:
+def export_onnx(
+    model: str | Path | Any,
+    out_dir: str | Path,
+    processor: TrusImageProcessor | None = None,
+    opset: int = 18,
+    int8: bool = False,
+    calibration_data: str | None = None,
+    calibration_size: int = 16,
+    verify: bool = True,
+    tolerance: float = 1e-3,
+) -> dict[str, Any]:
     """Export a model (folder, Hub ID, or a loaded model + ``processor``) to a self-contained ONNX folder.
 
     With ``verify`` (default) the export is checked against PyTorch (`check_parity`); raises `ValueError` when the
@@ -178,12 +223,16 @@ def export_onnx(model: str | Path | Any, out_dir: str | Path, processor: TrusIma
         if verify:
             parity = check_parity(model, tmp / "model.onnx", processor)
             info["parity"] = parity
-            if parity["max_abs_logit_diff"] > tolerance or parity["max_abs_logit_diff_other_size"] > tolerance \
-                    or parity["min_mask_iou_agreement"] < 0.999:
+            if (
+                parity["max_abs_logit_diff"] > tolerance
+                or parity["max_abs_logit_diff_other_size"] > tolerance
+                or parity["min_mask_iou_agreement"] < 0.999
+            ):
                 raise ValueError(f"ONNX export disagrees with PyTorch: {parity}")
         if int8:
-            q = quantize_int8(tmp / "model.onnx", tmp / "model_int8.onnx", processor, calibration_data,
-                              calibration_size)
+            q = quantize_int8(
+                tmp / "model.onnx", tmp / "model_int8.onnx", processor, calibration_data, calibration_size
+            )
             info["int8_size_mb"] = round(q.stat().st_size / 2**20, 2)
         (tmp / "parity.json").write_text(json.dumps(info, indent=1))
     info["out_dir"] = str(out_dir)

@@ -14,16 +14,28 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .arrays import MAX_PIXELS, mask_to_binary, pil_to_array
 
-__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "atomic_dir", "atomic_file", "read_dicom_frames", "read_image",
-           "read_mask", "remove_stale_temporaries", "write_csv", "write_json", "write_png"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DICOM_EXTENSIONS",
+    "atomic_dir",
+    "atomic_file",
+    "read_dicom_frames",
+    "read_image",
+    "read_mask",
+    "remove_stale_temporaries",
+    "write_csv",
+    "write_json",
+    "write_png",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_EXTENSIONS = (".dcm", ".dicom")
@@ -40,7 +52,7 @@ def _is_dicom(path: Path) -> bool:
         return False
 
 
-def read_dicom_frames(path: str | Path) -> tuple[np.ndarray, "object"]:
+def read_dicom_frames(path: str | Path) -> tuple[np.ndarray, object]:
     """All frames of a DICOM file as (F, H, W) or (F, H, W, 3) uint8/uint16, plus the dataset (for tags)."""
     import pydicom
 
@@ -54,8 +66,10 @@ def read_dicom_frames(path: str | Path) -> tuple[np.ndarray, "object"]:
     try:
         arr = ds.pixel_array
     except Exception as exc:
-        raise ValueError(f"{path}: cannot decode DICOM pixel data (transfer syntax "
-                         f"{getattr(ds.file_meta, 'TransferSyntaxUID', '?')}): {exc}") from exc
+        raise ValueError(
+            f"{path}: cannot decode DICOM pixel data (transfer syntax "
+            f"{getattr(ds.file_meta, 'TransferSyntaxUID', '?')}): {exc}"
+        ) from exc
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric.startswith("YBR"):
         from pydicom.pixels import convert_color_space
@@ -106,10 +120,15 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, frame: int = 0) -
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ValueError(f"{path}: refused as a decompression bomb ({exc})") from exc
         except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error... for corrupt data
-            kind = "unsupported or unrecognised image format" if isinstance(exc, Image.UnidentifiedImageError) \
+            kind = (
+                "unsupported or unrecognised image format"
+                if isinstance(exc, Image.UnidentifiedImageError)
                 else "corrupt or truncated image"
-            raise ValueError(f"{path}: {kind} ({exc.__class__.__name__}: {exc}); expected one of "
-                             f"{', '.join(IMAGE_EXTENSIONS + DICOM_EXTENSIONS)}") from exc
+            )
+            raise ValueError(
+                f"{path}: {kind} ({exc.__class__.__name__}: {exc}); expected one of "
+                f"{', '.join(IMAGE_EXTENSIONS + DICOM_EXTENSIONS)}"
+            ) from exc
     if arr.shape[0] * arr.shape[1] > max_pixels:
         raise ValueError(f"{path}: {arr.shape[1]}x{arr.shape[0]} pixels exceeds the limit of {max_pixels}")
     return arr

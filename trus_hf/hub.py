@@ -19,18 +19,30 @@ from .models import load_model
 __all__ = ["push_folder", "push_model"]
 
 
-def push_folder(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None,
-                commit_message: str = "Upload trus-hf model", revision: str | None = None) -> str:
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Upload trus-hf model",
+    revision: str | None = None,
+) -> str:
     """Create ``repo_id`` if needed and upload every file of ``folder``; returns the commit URL or OID."""
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
-                             revision=revision, ignore_patterns=[".*", "*.tmp", "checkpoints/*"])
+    info = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        commit_message=commit_message,
+        revision=revision,
+        ignore_patterns=[".*", "*.tmp", "checkpoints/*"],
+    )
     return str(getattr(info, "oid", info))
 
 
-def push_model(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None,
-               revision: str | None = None) -> str:
+def push_model(
+    folder: str | Path, repo_id: str, private: bool = False, token: str | None = None, revision: str | None = None
+) -> str:
     """Validate a saved model folder (it must load), put the repo ID into its card, and upload it (model,
     processor, card, and ``model.onnx`` / ``model_int8.onnx`` when present)."""
     folder = Path(folder)

@@ -23,8 +23,9 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,8 +39,12 @@ __all__ = ["Geometry", "TrusImageProcessor", "detect_ultrasound_roi", "isotropic
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
-_INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
-                   "area": cv2.INTER_AREA}
+_INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+}
 
 
 @dataclass
@@ -57,8 +62,9 @@ class Geometry:
         return asdict(self)
 
 
-def detect_ultrasound_roi(gray: np.ndarray, threshold: float = 0.04, min_fraction: float = 0.05
-                          ) -> tuple[int, int, int, int]:
+def detect_ultrasound_roi(
+    gray: np.ndarray, threshold: float = 0.04, min_fraction: float = 0.05
+) -> tuple[int, int, int, int]:
     """Bounding box (x0, y0, x1, y1) of the ultrasound fan or rectangle in a grayscale frame in [0, 1].
 
     The image area is the largest connected bright region after smoothing and a morphological opening that removes
@@ -126,12 +132,25 @@ class TrusImageProcessor(BaseImageProcessor):
 
     model_input_names = ["pixel_values"]
 
-    def __init__(self, size: dict[str, int] | None = None, interpolation: str = "area", keep_aspect_ratio: bool = False,
-                 size_divisor: int = 32, do_crop_roi: bool = True, crop_box: Sequence[int] | None = None,
-                 roi_threshold: float = 0.04, do_diffusion: bool = True, diffusion_iterations: int = 10,
-                 diffusion_step: float = 0.2, do_normalize: bool = True, image_mean: Sequence[float] | None = None,
-                 image_std: Sequence[float] | None = None, num_channels: int = 3, max_pixels: int = MAX_PIXELS,
-                 **kwargs):
+    def __init__(
+        self,
+        size: dict[str, int] | None = None,
+        interpolation: str = "area",
+        keep_aspect_ratio: bool = False,
+        size_divisor: int = 32,
+        do_crop_roi: bool = True,
+        crop_box: Sequence[int] | None = None,
+        roi_threshold: float = 0.04,
+        do_diffusion: bool = True,
+        diffusion_iterations: int = 10,
+        diffusion_step: float = 0.2,
+        do_normalize: bool = True,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        num_channels: int = 3,
+        max_pixels: int = MAX_PIXELS,
+        **kwargs,
+    ):
         kwargs.pop("image_processor_type", None)
         super().__init__(**kwargs)
         size = dict(size or {"height": 768, "width": 768})
@@ -153,11 +172,14 @@ class TrusImageProcessor(BaseImageProcessor):
         self.diffusion_step = float(diffusion_step)
         self.do_normalize = bool(do_normalize)
         self.num_channels = int(num_channels)
-        self.image_mean = list(image_mean) if image_mean is not None else (IMAGENET_MEAN if num_channels == 3 else [0.5])
+        self.image_mean = (
+            list(image_mean) if image_mean is not None else (IMAGENET_MEAN if num_channels == 3 else [0.5])
+        )
         self.image_std = list(image_std) if image_std is not None else (IMAGENET_STD if num_channels == 3 else [0.25])
         if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
-            raise ValueError(f"image_mean/image_std need {self.num_channels} values, got {self.image_mean} / "
-                             f"{self.image_std}")
+            raise ValueError(
+                f"image_mean/image_std need {self.num_channels} values, got {self.image_mean} / {self.image_std}"
+            )
         self.max_pixels = int(max_pixels)
 
     # ------------------------------------------------------------------ forward mapping
@@ -205,7 +227,7 @@ class TrusImageProcessor(BaseImageProcessor):
         resized = cv2.resize(crop, (rw, rh), interpolation=interp)
         canvas = np.zeros(geo.canvas, dtype=arr.dtype)
         top, left = geo.offset
-        canvas[top:top + rh, left:left + rw] = resized
+        canvas[top : top + rh, left : left + rw] = resized
         return canvas
 
     def prepare_gray(self, gray: np.ndarray) -> tuple[np.ndarray, Geometry]:
@@ -243,8 +265,7 @@ class TrusImageProcessor(BaseImageProcessor):
     #: transformers' processors.
     mask_to_binary = staticmethod(mask_to_binary)
 
-    def preprocess(self, images: Any, masks: Any = None, return_tensors: str | None = "pt",
-                   **kwargs) -> BatchFeature:
+    def preprocess(self, images: Any, masks: Any = None, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         """Process one image or a list of images (and optional masks of the same sizes).
 
         Returns a `BatchFeature` with ``pixel_values`` (N, C, H, W), ``labels`` (N, H, W) int64 when masks are given,
@@ -265,8 +286,10 @@ class TrusImageProcessor(BaseImageProcessor):
             if mask_list is not None:
                 m = self.mask_to_binary(mask_list[i], name=f"mask {i}")
                 if m.shape != gray.shape:
-                    raise ValueError(f"mask {i}: size {m.shape[1]}x{m.shape[0]} differs from its image "
-                                     f"{gray.shape[1]}x{gray.shape[0]}")
+                    raise ValueError(
+                        f"mask {i}: size {m.shape[1]}x{m.shape[0]} differs from its image "
+                        f"{gray.shape[1]}x{gray.shape[0]}"
+                    )
                 labels.append(self.prepare_mask(m, geo))
         if len({p.shape for p in pixels}) > 1:
             raise ValueError("processed images differ in size; use a fixed `size` without keep_aspect_ratio changes")
@@ -293,8 +316,12 @@ class TrusImageProcessor(BaseImageProcessor):
             raise ValueError(f"expected binary logits of shape (N, 1, H, W), got {logits.shape}")
         return logits
 
-    def post_process_logits(self, outputs: Any, geometries: Sequence[Geometry | dict] | None = None,
-                            target_sizes: Sequence[tuple[int, int]] | None = None) -> list[np.ndarray]:
+    def post_process_logits(
+        self,
+        outputs: Any,
+        geometries: Sequence[Geometry | dict] | None = None,
+        target_sizes: Sequence[tuple[int, int]] | None = None,
+    ) -> list[np.ndarray]:
         """Logits -> probability maps (float32 in [0, 1]) in the original image geometry.
 
         With ``geometries`` (from `preprocess`) crop, resize and padding are undone exactly; outside the crop the
@@ -305,8 +332,10 @@ class TrusImageProcessor(BaseImageProcessor):
         if geometries is None:
             if target_sizes is None:
                 return [_sigmoid(logits[i, 0]) for i in range(n)]
-            geometries = [Geometry(h, w, (0, 0, w, h), tuple(logits.shape[2:]), (0, 0), tuple(logits.shape[2:]))
-                          for h, w in target_sizes]
+            geometries = [
+                Geometry(h, w, (0, 0, w, h), tuple(logits.shape[2:]), (0, 0), tuple(logits.shape[2:]))
+                for h, w in target_sizes
+            ]
         if len(geometries) != n:
             raise ValueError(f"got {n} logits but {len(geometries)} geometries")
         probs = []
@@ -314,7 +343,7 @@ class TrusImageProcessor(BaseImageProcessor):
             geo = Geometry(**geo) if isinstance(geo, dict) else geo
             top, left = geo.offset
             rh, rw = geo.resized
-            region = logits[i, 0, top:top + rh, left:left + rw]
+            region = logits[i, 0, top : top + rh, left : left + rw]
             x0, y0, x1, y1 = geo.crop
             region = cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
             out = np.zeros((geo.orig_height, geo.orig_width), np.float32)
@@ -322,8 +351,12 @@ class TrusImageProcessor(BaseImageProcessor):
             probs.append(out)
         return probs
 
-    def post_process_semantic_segmentation(self, outputs: Any, target_sizes: Sequence[tuple[int, int]] | None = None,
-                                           geometries: Sequence[Geometry | dict] | None = None,
-                                           threshold: float = 0.5) -> list[np.ndarray]:
+    def post_process_semantic_segmentation(
+        self,
+        outputs: Any,
+        target_sizes: Sequence[tuple[int, int]] | None = None,
+        geometries: Sequence[Geometry | dict] | None = None,
+        threshold: float = 0.5,
+    ) -> list[np.ndarray]:
         """Logits -> uint8 0/1 masks at the original image size (see `post_process_logits`)."""
         return [(p > threshold).astype(np.uint8) for p in self.post_process_logits(outputs, geometries, target_sizes)]

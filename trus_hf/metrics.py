@@ -75,7 +75,10 @@ def binary_metrics(pred: np.ndarray, target: np.ndarray, with_hd95: bool = False
         "recall": _ratio(tp, tp + fn) if (tp + fp) or (tp + fn) else 1.0,
         "pred_area": tp + fp,
         "target_area": tp + fn,
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
     }
     # One empty, the other not: precision/recall of the empty side's denominator is 0 -> defined as 0.0.
     if tp + fp == 0 and tp + fn > 0:

@@ -26,10 +26,18 @@ MODEL_CARD_TEMPLATE = Path(__file__).parent / "model_card.md"
 MODEL_ID_PLACEHOLDER = "path/to/model"
 
 
-def render_model_card(config: TrusSegConfig, processor: Any = None, metrics: dict[str, float] | None = None,
-                      dataset_name: str = "unspecified", eval_split: str = "test", repo_id: str = MODEL_ID_PLACEHOLDER,
-                      training: dict[str, Any] | None = None, fold_summary: dict[str, float] | None = None,
-                      note: str | None = None, license: str = "apache-2.0") -> str:
+def render_model_card(
+    config: TrusSegConfig,
+    processor: Any = None,
+    metrics: dict[str, float] | None = None,
+    dataset_name: str = "unspecified",
+    eval_split: str = "test",
+    repo_id: str = MODEL_ID_PLACEHOLDER,
+    training: dict[str, Any] | None = None,
+    fold_summary: dict[str, float] | None = None,
+    note: str | None = None,
+    license: str = "apache-2.0",
+) -> str:
     """Fill the model card template: YAML front matter (with a model-index carrying ``metrics``) and the body.
 
     ``processor`` is the model's `TrusImageProcessor` (or anything with ``to_dict()``); without it the card describes
@@ -42,22 +50,43 @@ def render_model_card(config: TrusSegConfig, processor: Any = None, metrics: dic
     eval_results = None
     if metrics:
         eval_results = [
-            EvalResult(task_type="image-segmentation", dataset_type=dataset_name, dataset_name=dataset_name,
-                       dataset_split=eval_split, metric_type=key, metric_name=name,
-                       metric_value=round(float(metrics[key]), 4))
-            for key, name in (("mean_iou", "IoU"), ("mean_dice", "Dice")) if key in metrics
+            EvalResult(
+                task_type="image-segmentation",
+                dataset_type=dataset_name,
+                dataset_name=dataset_name,
+                dataset_split=eval_split,
+                metric_type=key,
+                metric_name=name,
+                metric_value=round(float(metrics[key]), 4),
+            )
+            for key, name in (("mean_iou", "IoU"), ("mean_dice", "Dice"))
+            if key in metrics
         ]
     model_name = repo_id.split("/")[-1] if repo_id != MODEL_ID_PLACEHOLDER else f"trus-hf-{config.architecture}"
     data = ModelCardData(
-        license=license, library_name="trus-hf", pipeline_tag="image-segmentation",
+        license=license,
+        library_name="trus-hf",
+        pipeline_tag="image-segmentation",
         tags=["medical-imaging", "ultrasound", "trus", "prostate", "segmentation", config.architecture],
         datasets=[dataset_name] if dataset_name != "unspecified" else None,
-        model_name=model_name, eval_results=eval_results,
+        model_name=model_name,
+        eval_results=eval_results,
     )
     card = ModelCard.from_template(
-        data, template_path=str(MODEL_CARD_TEMPLATE), model_name=model_name, repo_id=repo_id,
-        description=config.description, architecture=config.architecture, label=config.label, config=config,
-        metrics=metrics, dataset_name=dataset_name, eval_split=eval_split, training=training,
-        fold_summary=fold_summary, note=note, processor=processor.to_dict(),
+        data,
+        template_path=str(MODEL_CARD_TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id,
+        description=config.description,
+        architecture=config.architecture,
+        label=config.label,
+        config=config,
+        metrics=metrics,
+        dataset_name=dataset_name,
+        eval_split=eval_split,
+        training=training,
+        fold_summary=fold_summary,
+        note=note,
+        processor=processor.to_dict(),
     )
     return str(card)

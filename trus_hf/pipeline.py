@@ -18,9 +18,10 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -95,9 +96,16 @@ class SegmentationPipeline:
         device: torch device for PyTorch models (default: CUDA when available).
     """
 
-    def __init__(self, model: Any, processor: TrusImageProcessor, threshold: float = 0.5,
-                 largest_component_only: bool = False, tta_flip: bool = False, batch_size: int = 4,
-                 device: str | torch.device | None = None):
+    def __init__(
+        self,
+        model: Any,
+        processor: TrusImageProcessor,
+        threshold: float = 0.5,
+        largest_component_only: bool = False,
+        tta_flip: bool = False,
+        batch_size: int = 4,
+        device: str | torch.device | None = None,
+    ):
         threshold = _checked_threshold(threshold)
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
         if not self.models:
@@ -107,8 +115,11 @@ class SegmentationPipeline:
         self.largest_component_only = largest_component_only
         self.tta_flip = tta_flip
         self.batch_size = max(1, int(batch_size))
-        self.device = torch.device(device) if device is not None else (
-            torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        )
         for m in self.models:
             if isinstance(m, torch.nn.Module):
                 m.to(self.device).eval()
@@ -116,8 +127,13 @@ class SegmentationPipeline:
                     m.to(memory_format=torch.channels_last)
 
     @classmethod
-    def from_pretrained(cls, path_or_hub_id: str | Path | Sequence[str | Path], backend: str = "torch",
-                        revision: str | None = None, **kwargs) -> "SegmentationPipeline":
+    def from_pretrained(
+        cls,
+        path_or_hub_id: str | Path | Sequence[str | Path],
+        backend: str = "torch",
+        revision: str | None = None,
+        **kwargs,
+    ) -> SegmentationPipeline:
         """Load one model (or several, as an ensemble sharing the first one's processor) by folder or Hub ID."""
         from .models import load_model
 
@@ -142,8 +158,13 @@ class SegmentationPipeline:
                 outs.append(m(torch.flip(x, dims=[-1])).logits.float().cpu().flip(dims=[-1]))
         return torch.stack(outs).mean(0) if len(outs) > 1 else outs[0]
 
-    def postprocess(self, logits: Any, geometries: Sequence[Any], ground_truths: Sequence[Any] | None = None,
-                    threshold: float | None = None) -> list[SegmentationResult]:
+    def postprocess(
+        self,
+        logits: Any,
+        geometries: Sequence[Any],
+        ground_truths: Sequence[Any] | None = None,
+        threshold: float | None = None,
+    ) -> list[SegmentationResult]:
         """Logits of a processed batch -> results at the original size: probabilities mapped back through each
         image's geometry, thresholded, optionally reduced to the largest component, scored against the ground truth
         (entries may be None). Training validation calls this too, so the checkpoint it keeps is chosen by the same
@@ -162,14 +183,17 @@ class SegmentationPipeline:
             if gt is not None:
                 gt = read_mask(gt) if isinstance(gt, (str, Path)) else mask_to_binary(gt, "ground truth")
                 if gt.shape != mask.shape:
-                    raise ValueError(f"ground truth size {gt.shape[1]}x{gt.shape[0]} differs from the image "
-                                     f"{mask.shape[1]}x{mask.shape[0]}")
+                    raise ValueError(
+                        f"ground truth size {gt.shape[1]}x{gt.shape[0]} differs from the image "
+                        f"{mask.shape[1]}x{mask.shape[0]}"
+                    )
                 metrics = binary_metrics(mask, gt)
             results.append(SegmentationResult(mask, p, metrics))
         return results
 
-    def predict(self, images: Sequence[Any], ground_truths: Sequence[Any] | None = None,
-                threshold: float | None = None) -> list[SegmentationResult]:
+    def predict(
+        self, images: Sequence[Any], ground_truths: Sequence[Any] | None = None, threshold: float | None = None
+    ) -> list[SegmentationResult]:
         """Predict a list of inputs; ``ground_truths`` (same length, entries may be None) adds IoU/Dice.
         ``threshold`` overrides the pipeline's for this call only (the pipeline is never mutated)."""
         threshold = self.threshold if threshold is None else _checked_threshold(threshold)
@@ -177,26 +201,30 @@ class SegmentationPipeline:
             raise ValueError(f"got {len(images)} images but {len(ground_truths)} ground truths")
         results = []
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
+            chunk = images[start : start + self.batch_size]
             t0 = time.perf_counter()
             loaded = [_load_input(x, self.processor.max_pixels) for x in chunk]
             batch = self.processor([a for a, _ in loaded])
             t1 = time.perf_counter()
             logits = self.logits(batch["pixel_values"])
             t2 = time.perf_counter()
-            gts = ground_truths[start:start + len(chunk)] if ground_truths is not None else None
+            gts = ground_truths[start : start + len(chunk)] if ground_truths is not None else None
             chunk_results = self.postprocess(logits, batch["geometries"], gts, threshold)
             t3 = time.perf_counter()
             n = len(chunk)
             for r, (_, source) in zip(chunk_results, loaded):
-                r.timings_ms = {"preprocess": (t1 - t0) * 1000 / n, "inference": (t2 - t1) * 1000 / n,
-                                "postprocess": (t3 - t2) * 1000 / n}
+                r.timings_ms = {
+                    "preprocess": (t1 - t0) * 1000 / n,
+                    "inference": (t2 - t1) * 1000 / n,
+                    "postprocess": (t3 - t2) * 1000 / n,
+                }
                 r.source = source
             results += chunk_results
         return results
 
-    def __call__(self, images: Any, ground_truth: Any = None, threshold: float | None = None
-                 ) -> SegmentationResult | list[SegmentationResult]:
+    def __call__(
+        self, images: Any, ground_truth: Any = None, threshold: float | None = None
+    ) -> SegmentationResult | list[SegmentationResult]:
         """One input -> one `SegmentationResult`; a list -> a list."""
         if isinstance(images, (list, tuple)):
             return self.predict(list(images), ground_truth, threshold)

@@ -14,16 +14,26 @@ import csv
 import hashlib
 import logging
 import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .arrays import to_gray_float
-from .fileio import (DICOM_EXTENSIONS, IMAGE_EXTENSIONS, atomic_file, read_dicom_frames, read_image,
-                     remove_stale_temporaries, write_csv, write_json, write_png)
+from .fileio import (
+    DICOM_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    atomic_file,
+    read_dicom_frames,
+    read_image,
+    remove_stale_temporaries,
+    write_csv,
+    write_json,
+    write_png,
+)
 from .image_processing import detect_ultrasound_roi
 
 __all__ = ["PrepareReport", "VIDEO_EXTENSIONS", "export_for_labeling", "import_labels", "prepare_frames"]
@@ -31,8 +41,20 @@ __all__ = ["PrepareReport", "VIDEO_EXTENSIONS", "export_for_labeling", "import_l
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg")
-MANIFEST_FIELDS = ["file", "group", "frame", "source", "source_kind", "orig_width", "orig_height", "crop_x0",
-                   "crop_y0", "crop_x1", "crop_y1", "phash"]
+MANIFEST_FIELDS = [
+    "file",
+    "group",
+    "frame",
+    "source",
+    "source_kind",
+    "orig_width",
+    "orig_height",
+    "crop_x0",
+    "crop_y0",
+    "crop_x1",
+    "crop_y1",
+    "phash",
+]
 
 
 @dataclass
@@ -45,9 +67,11 @@ class PrepareReport:
     dropped_duplicates: int = 0
 
     def summary(self) -> str:
-        lines = [f"{self.written} frame(s) written from {self.sources} source(s); "
-                 f"{len(self.duplicates)} near-duplicate pair(s) found, {self.dropped_duplicates} dropped; "
-                 f"{len(self.skipped)} source(s) skipped"]
+        lines = [
+            f"{self.written} frame(s) written from {self.sources} source(s); "
+            f"{len(self.duplicates)} near-duplicate pair(s) found, {self.dropped_duplicates} dropped; "
+            f"{len(self.skipped)} source(s) skipped"
+        ]
         lines += [f"  skipped {f}: {r}" for f, r in self.skipped]
         lines += [f"  near-duplicate: {a} ~ {b} (phash distance {d})" for a, b, d in self.duplicates[:50]]
         return "\n".join(lines)
@@ -92,8 +116,9 @@ def _video_frames(path: Path, every: int, on_change: float) -> Iterator[tuple[in
         raise ValueError(f"{path}: video has no decodable frames")
 
 
-def _frames_of(path: Path, root: Path, salt: str, every: int, on_change: float
-               ) -> tuple[str, str, Iterator[tuple[int, np.ndarray]]]:
+def _frames_of(
+    path: Path, root: Path, salt: str, every: int, on_change: float
+) -> tuple[str, str, Iterator[tuple[int, np.ndarray]]]:
     """(group, kind, frames) of one source file; DICOM tags are read for the group pseudonym only."""
     suffix = path.suffix.lower()
     folder_group = _pseudonym(str(path.parent.relative_to(root)), salt)
@@ -109,9 +134,18 @@ def _frames_of(path: Path, root: Path, salt: str, every: int, on_change: float
     return folder_group, "image", iter([(0, read_image(path))])
 
 
-def prepare_frames(raw_dir: str | Path, out_dir: str | Path, every: int = 1, on_change: float = 0.0,
-                   salt: str = "trus-hf", crop: bool = True, drop_duplicates: bool = False,
-                   duplicate_distance: int = 4, overwrite: bool = False, resume: bool = False) -> PrepareReport:
+def prepare_frames(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    every: int = 1,
+    on_change: float = 0.0,
+    salt: str = "trus-hf",
+    crop: bool = True,
+    drop_duplicates: bool = False,
+    duplicate_distance: int = 4,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> PrepareReport:
     """Convert every DICOM, image and video under ``raw_dir`` into anonymised, cropped PNGs in ``out_dir/images``
     with ``out_dir/manifest.csv``; near-duplicates (perceptual hash) are reported, and dropped if asked."""
     import imagehash
@@ -129,8 +163,9 @@ def prepare_frames(raw_dir: str | Path, out_dir: str | Path, every: int = 1, on_
             with open(manifest_path, newline="") as f:
                 existing = list(csv.DictReader(f))
         elif not overwrite:
-            raise FileExistsError(f"{out} already holds a prepared dataset; pass --resume to continue it or "
-                                  f"--overwrite to replace it")
+            raise FileExistsError(
+                f"{out} already holds a prepared dataset; pass --resume to continue it or --overwrite to replace it"
+            )
         else:
             shutil.rmtree(out / "images", ignore_errors=True)
             manifest_path.unlink()
@@ -138,8 +173,11 @@ def prepare_frames(raw_dir: str | Path, out_dir: str | Path, every: int = 1, on_
     done_sources = {row["source"] for row in existing}
     hashes = [(row["file"], imagehash.hex_to_hash(row["phash"])) for row in existing if row.get("phash")]
     exts = IMAGE_EXTENSIONS + DICOM_EXTENSIONS + VIDEO_EXTENSIONS
-    files = sorted(p for p in raw.rglob("*") if p.is_file() and not p.name.startswith(".")
-                   and (p.suffix.lower() in exts or p.suffix == ""))
+    files = sorted(
+        p
+        for p in raw.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and (p.suffix.lower() in exts or p.suffix == "")
+    )
     report = PrepareReport()
     rows = list(existing)
     for path in tqdm(files, desc="preparing", unit="file"):
@@ -169,9 +207,22 @@ def prepare_frames(raw_dir: str | Path, out_dir: str | Path, every: int = 1, on_
                     raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
                 write_png(target, img)
                 hashes.append((name, ph))
-                rows.append({"file": f"images/{name}", "group": group, "frame": index, "source": source,
-                             "source_kind": kind, "orig_width": w, "orig_height": h, "crop_x0": x0, "crop_y0": y0,
-                             "crop_x1": x1, "crop_y1": y1, "phash": str(ph)})
+                rows.append(
+                    {
+                        "file": f"images/{name}",
+                        "group": group,
+                        "frame": index,
+                        "source": source,
+                        "source_kind": kind,
+                        "orig_width": w,
+                        "orig_height": h,
+                        "crop_x0": x0,
+                        "crop_y0": y0,
+                        "crop_x1": x1,
+                        "crop_y1": y1,
+                        "phash": str(ph),
+                    }
+                )
                 report.written += 1
             if report.written == n_before and not (drop_duplicates and report.dropped_duplicates):
                 report.skipped.append((str(path.relative_to(raw)), "no frames selected"))
@@ -184,10 +235,15 @@ def prepare_frames(raw_dir: str | Path, out_dir: str | Path, every: int = 1, on_
             report.skipped_ids.append((source, reason.replace(path.name, f"<{source}{path.suffix.lower()}>")))
         # The manifest is rewritten atomically after each source: a killed run resumes where it stopped.
         write_csv(manifest_path, rows, MANIFEST_FIELDS)
-    write_json(out / "prepare_report.json", {"written": report.written, "sources": report.sources,
-                                             "skipped": [{"source": f, "reason": r} for f, r in report.skipped_ids],
-                                             "duplicates": [{"file": a, "like": b, "distance": d}
-                                                            for a, b, d in report.duplicates]})
+    write_json(
+        out / "prepare_report.json",
+        {
+            "written": report.written,
+            "sources": report.sources,
+            "skipped": [{"source": f, "reason": r} for f, r in report.skipped_ids],
+            "duplicates": [{"file": a, "like": b, "distance": d} for a, b, d in report.duplicates],
+        },
+    )
     return report
 
 
@@ -196,11 +252,16 @@ def _validation(dsd, report) -> dict[str, Any]:
     import imagehash
     from PIL import Image
 
-    out: dict[str, Any] = {"unlabeled_images": [f for f, r in report.skipped if "missing mask" in r],
-                           "size_mismatches": [f for f, r in report.skipped if "size mismatch" in r],
-                           "other_problems": [{"file": f, "reason": r} for f, r in report.skipped
-                                              if "missing mask" not in r and "size mismatch" not in r],
-                           "empty_masks": [], "masks_outside_ultrasound": [], "duplicates_across_splits": []}
+    out: dict[str, Any] = {
+        "unlabeled_images": [f for f, r in report.skipped if "missing mask" in r],
+        "size_mismatches": [f for f, r in report.skipped if "size mismatch" in r],
+        "other_problems": [
+            {"file": f, "reason": r} for f, r in report.skipped if "missing mask" not in r and "size mismatch" not in r
+        ],
+        "empty_masks": [],
+        "masks_outside_ultrasound": [],
+        "duplicates_across_splits": [],
+    }
     hashes: dict[str, list[tuple[str, Any]]] = {}
     coverage = {}
     for split, ds in dsd.items():
@@ -214,14 +275,18 @@ def _validation(dsd, report) -> dict[str, Any]:
                 gray = to_gray_float(img)
                 outside = (gray[mask] < 0.02).mean()
                 if outside > 0.5:
-                    out["masks_outside_ultrasound"].append(f"{split}/{item['file']} ({outside:.0%} of the mask on "
-                                                           f"black pixels)")
+                    out["masks_outside_ultrasound"].append(
+                        f"{split}/{item['file']} ({outside:.0%} of the mask on black pixels)"
+                    )
             hashes.setdefault(split, []).append((item["file"], imagehash.phash(Image.fromarray(_to_uint8(img)))))
-        coverage[split] = {"mean": float(np.mean(fractions)), "min": float(np.min(fractions)),
-                           "max": float(np.max(fractions))}
+        coverage[split] = {
+            "mean": float(np.mean(fractions)),
+            "min": float(np.min(fractions)),
+            "max": float(np.max(fractions)),
+        }
     splits = list(hashes)
     for i, a in enumerate(splits):
-        for b in splits[i + 1:]:
+        for b in splits[i + 1 :]:
             for fa, ha in hashes[a]:
                 for fb, hb in hashes[b]:
                     if ha - hb <= 4:
@@ -230,9 +295,17 @@ def _validation(dsd, report) -> dict[str, Any]:
     return out
 
 
-def import_labels(export: str | Path, out_dir: str | Path, format: str = "auto",
-                  categories: Sequence[str] | None = None, push_to_hub: str | None = None, test_size: float = 0.0,
-                  seed: int = 0, overwrite: bool = False, mask_suffix: str = "") -> str:
+def import_labels(
+    export: str | Path,
+    out_dir: str | Path,
+    format: str = "auto",
+    categories: Sequence[str] | None = None,
+    push_to_hub: str | None = None,
+    test_size: float = 0.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    mask_suffix: str = "",
+) -> str:
     """Labeling export -> ``out_dir/dataset`` (``save_to_disk``), ``README.md`` dataset card and
     ``validation_report.json``; optionally pushed to the Hub as a dataset. Returns a printable summary."""
     import datasets
@@ -247,8 +320,9 @@ def import_labels(export: str | Path, out_dir: str | Path, format: str = "auto",
         raise ValueError(f"{export}: no valid image/mask pairs; problems:\n{report.summary()}")
     if test_size > 0 and "test" not in dsd:
         split = group_train_test_split(dsd["train"], test_size=test_size, seed=seed)
-        dsd = datasets.DatasetDict({**{k: v for k, v in dsd.items() if k != "train"}, "train": split["train"],
-                                    "test": split["test"]})
+        dsd = datasets.DatasetDict(
+            {**{k: v for k, v in dsd.items() if k != "train"}, "train": split["train"], "test": split["test"]}
+        )
     validation = _validation(dsd, report)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "dataset").exists():
@@ -256,14 +330,37 @@ def import_labels(export: str | Path, out_dir: str | Path, format: str = "auto",
     dsd.save_to_disk(str(out / "dataset"))
     counts = {s: len(d) for s, d in dsd.items()}
     groups = {s: len(set(d["group"])) for s, d in dsd.items()}
-    card = ["---", "task_categories:", "- image-segmentation", "tags:", "- medical-imaging", "- ultrasound", "- trus",
-            "---", "", f"# {Path(str(export)).name} (imported by trus-hf)", "",
-            "| split | images | groups | mean mask coverage |", "|---|---|---|---|"]
+    card = [
+        "---",
+        "task_categories:",
+        "- image-segmentation",
+        "tags:",
+        "- medical-imaging",
+        "- ultrasound",
+        "- trus",
+        "---",
+        "",
+        f"# {Path(str(export)).name} (imported by trus-hf)",
+        "",
+        "| split | images | groups | mean mask coverage |",
+        "|---|---|---|---|",
+    ]
     card += [f"| {s} | {counts[s]} | {groups[s]} | {validation['mask_coverage'][s]['mean']:.2%} |" for s in counts]
-    card += ["", "Columns: `image`, `mask` (0/1), `group` (patient or case; splits never share a group), `source`, "
-             "`file`.", "", "## Validation", ""]
-    for key in ("unlabeled_images", "empty_masks", "masks_outside_ultrasound", "duplicates_across_splits",
-                "size_mismatches", "other_problems"):
+    card += [
+        "",
+        "Columns: `image`, `mask` (0/1), `group` (patient or case; splits never share a group), `source`, `file`.",
+        "",
+        "## Validation",
+        "",
+    ]
+    for key in (
+        "unlabeled_images",
+        "empty_masks",
+        "masks_outside_ultrasound",
+        "duplicates_across_splits",
+        "size_mismatches",
+        "other_problems",
+    ):
         card.append(f"- {key.replace('_', ' ')}: {len(validation[key])}")
     with atomic_file(out / "README.md") as tmp:
         tmp.write_text("\n".join(card) + "\n")
@@ -272,8 +369,9 @@ def import_labels(export: str | Path, out_dir: str | Path, format: str = "auto",
         dsd.push_to_hub(push_to_hub)
         from huggingface_hub import HfApi
 
-        HfApi().upload_file(path_or_fileobj=str(out / "README.md"), path_in_repo="README.md", repo_id=push_to_hub,
-                            repo_type="dataset")
+        HfApi().upload_file(
+            path_or_fileobj=str(out / "README.md"), path_in_repo="README.md", repo_id=push_to_hub, repo_type="dataset"
+        )
     lines = [f"dataset: {out / 'dataset'} {counts}", f"groups: {groups}"]
     lines += [f"{k.replace('_', ' ')}: {len(v)}" for k, v in validation.items() if isinstance(v, list)]
     lines += [f"  {f}: {r}" for f, r in report.skipped]
@@ -294,8 +392,14 @@ def _polygons(mask: np.ndarray) -> list[list[float]]:
     return polys
 
 
-def export_for_labeling(model: str | Path, images: str | Path, out_dir: str | Path, threshold: float = 0.5,
-                        overwrite: bool = False, category: str = "lesion") -> Path:
+def export_for_labeling(
+    model: str | Path,
+    images: str | Path,
+    out_dir: str | Path,
+    threshold: float = 0.5,
+    overwrite: bool = False,
+    category: str = "lesion",
+) -> Path:
     """Predict every image and write it with ``_annotations.coco.json`` (polygons) that Roboflow and CVAT import as
     pre-annotations."""
     from tqdm.auto import tqdm
@@ -307,14 +411,20 @@ def export_for_labeling(model: str | Path, images: str | Path, out_dir: str | Pa
     if ann_path.exists() and not overwrite:
         raise FileExistsError(f"{ann_path} exists; pass --overwrite to replace it")
     src = Path(images)
-    files = [src] if src.is_file() else sorted(p for p in src.rglob("*")
-                                               if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = (
+        [src]
+        if src.is_file()
+        else sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    )
     if not files:
         raise ValueError(f"{src}: no images ({', '.join(IMAGE_EXTENSIONS)})")
     pipe = SegmentationPipeline.from_pretrained(model, threshold=threshold)
     out.mkdir(parents=True, exist_ok=True)
-    coco: dict[str, Any] = {"images": [], "annotations": [], "categories": [{"id": 1, "name": category,
-                                                                              "supercategory": "none"}]}
+    coco: dict[str, Any] = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 1, "name": category, "supercategory": "none"}],
+    }
     for i, path in enumerate(tqdm(files, desc="pre-annotating", unit="image")):
         img = read_image(path)
         result = pipe(img)
@@ -328,7 +438,16 @@ def export_for_labeling(model: str | Path, images: str | Path, out_dir: str | Pa
             if not polys:
                 continue
             x, y, bw, bh, area = (int(v) for v in stats[k])
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i, "category_id": 1,
-                                        "segmentation": polys, "area": area, "bbox": [x, y, bw, bh], "iscrowd": 0})
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": i,
+                    "category_id": 1,
+                    "segmentation": polys,
+                    "area": area,
+                    "bbox": [x, y, bw, bh],
+                    "iscrowd": 0,
+                }
+            )
     write_json(ann_path, coco, indent=None)
     return ann_path

@@ -38,8 +38,12 @@ def _distribution(rows: dict[str, list[dict]], out: Path, figures: list) -> None
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.boxplot([[r["iou"] for r in rows[n]] for n in names], tick_labels=names, showmeans=True)
     for j, n in enumerate(names, 1):
-        ax.scatter(np.full(len(rows[n]), j) + np.random.default_rng(j).uniform(-0.12, 0.12, len(rows[n])),
-                   [r["iou"] for r in rows[n]], s=8, alpha=0.5)
+        ax.scatter(
+            np.full(len(rows[n]), j) + np.random.default_rng(j).uniform(-0.12, 0.12, len(rows[n])),
+            [r["iou"] for r in rows[n]],
+            s=8,
+            alpha=0.5,
+        )
     ax.set_ylabel("IoU per image"), ax.set_ylim(-0.02, 1.02), ax.set_title("IoU distribution")
     _save(fig, out / "iou_distribution.png", "IoU distribution", figures)
 
@@ -76,28 +80,37 @@ def _html(summary: dict[str, Any], n_images: int, figures: list[tuple[str, str]]
     def fmt(s: dict) -> str:
         return f"{s['mean']:.4f} (median {s['median']:.4f}, 95% CI {s['ci95'][0]:.4f}–{s['ci95'][1]:.4f})"
 
-    parts = [f"<h1>Segmentation report</h1><p>{n_images} images. IoU/Dice per image at the original resolution; "
-             "both masks empty counts as 1.0.</p><table border=1 cellpadding=4><tr><th>model</th><th>IoU</th>"
-             "<th>Dice</th><th>precision</th><th>recall</th><th>micro IoU</th></tr>"]
+    parts = [
+        f"<h1>Segmentation report</h1><p>{n_images} images. IoU/Dice per image at the original resolution; "
+        "both masks empty counts as 1.0.</p><table border=1 cellpadding=4><tr><th>model</th><th>IoU</th>"
+        "<th>Dice</th><th>precision</th><th>recall</th><th>micro IoU</th></tr>"
+    ]
     for n, s in summary["models"].items():
-        parts.append(f"<tr><td>{html.escape(n)}</td><td>{fmt(s['iou'])}</td><td>{fmt(s['dice'])}</td>"
-                     f"<td>{s['precision']['mean']:.4f}</td><td>{s['recall']['mean']:.4f}</td>"
-                     f"<td>{s['micro_iou']:.4f}</td></tr>")
+        parts.append(
+            f"<tr><td>{html.escape(n)}</td><td>{fmt(s['iou'])}</td><td>{fmt(s['dice'])}</td>"
+            f"<td>{s['precision']['mean']:.4f}</td><td>{s['recall']['mean']:.4f}</td>"
+            f"<td>{s['micro_iou']:.4f}</td></tr>"
+        )
     parts.append("</table>")
     for pair, comp in summary.get("comparisons", {}).items():
         c = comp["iou"]
-        parts.append(f"<h2>{html.escape(pair)}</h2><p>Mean IoU difference {c['mean_difference']:+.4f} (95% CI "
-                     f"{c['ci95'][0]:+.4f} to {c['ci95'][1]:+.4f}), Wilcoxon signed-rank p = {c['wilcoxon_p']:.3g}; "
-                     f"wins {c['wins_a']} / {c['wins_b']}, ties {c['ties']} of {c['n']} images. "
-                     f"Dice: difference {comp['dice']['mean_difference']:+.4f}, p = {comp['dice']['wilcoxon_p']:.3g}.</p>")
+        parts.append(
+            f"<h2>{html.escape(pair)}</h2><p>Mean IoU difference {c['mean_difference']:+.4f} (95% CI "
+            f"{c['ci95'][0]:+.4f} to {c['ci95'][1]:+.4f}), Wilcoxon signed-rank p = {c['wilcoxon_p']:.3g}; "
+            f"wins {c['wins_a']} / {c['wins_b']}, ties {c['ties']} of {c['n']} images. "
+            f"Dice: difference {comp['dice']['mean_difference']:+.4f}, p = {comp['dice']['wilcoxon_p']:.3g}.</p>"
+        )
     for title, b64 in figures:
         parts.append(f"<h3>{html.escape(title)}</h3><img src='data:image/png;base64,{b64}'/>")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>trus-hf report</title></head><body "
-            "style='font-family:sans-serif;max-width:1100px;margin:auto'>" + "".join(parts) + "</body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>trus-hf report</title></head><body "
+        "style='font-family:sans-serif;max-width:1100px;margin:auto'>" + "".join(parts) + "</body></html>"
+    )
 
 
-def write_report(out: Path, rows: dict[str, list[dict[str, Any]]], summary: dict[str, Any], ds: datasets.Dataset,
-                 n_examples: int = 4) -> Path:
+def write_report(
+    out: Path, rows: dict[str, list[dict[str, Any]]], summary: dict[str, Any], ds: datasets.Dataset, n_examples: int = 4
+) -> Path:
     """Plots into ``out`` and ``out/report.html``. ``rows`` are the per-image rows of each model (with ``_pred``,
     the predicted mask), ``summary`` what `trus_hf.evaluation.evaluate_models` computed from them."""
     import matplotlib

@@ -75,7 +75,7 @@ def _inside(x, y, cx, cy, rx, ry, rot, amps, phases):
     """Signed radial coordinate: < 1 inside the irregular ellipse-like shape.
 
     The boundary 1 + sum_k a_k cos(k phi + p_k) is evaluated as Re(sum_k a_k e^{i p_k} z^k) with z = e^{i phi} by
-    Horner's rule: a few complex multiply-adds per point instead of an arctan and K cosines (5x faster)."""
+    Horner's rule: a few complex multiply-adds per point instead of an arctan and K cosines."""
     dx, dy = x - cx, y - cy
     c, s = np.cos(rot), np.sin(rot)
     u = (dx * c + dy * s) / rx
@@ -105,8 +105,11 @@ class _Scene:
         self.r_max = 1.0
         # Gland: centred above the probe, wider than deep (transverse view).
         self.gland = dict(
-            cx=0.5 + rng.uniform(-0.05, 0.05), cy=rng.uniform(0.50, 0.58),
-            rx=rng.uniform(0.22, 0.30), ry=rng.uniform(0.16, 0.22), rot=rng.uniform(-0.15, 0.15),
+            cx=0.5 + rng.uniform(-0.05, 0.05),
+            cy=rng.uniform(0.50, 0.58),
+            rx=rng.uniform(0.22, 0.30),
+            ry=rng.uniform(0.16, 0.22),
+            rot=rng.uniform(-0.15, 0.15),
         )
         self.gland_shape = _radial_shape(rng, 6, 0.06)
         self.gland_echo = rng.uniform(0.55, 0.75)
@@ -122,17 +125,28 @@ class _Scene:
             cx = g["cx"] + rad * g["rx"] * np.cos(ang)
             cy = g["cy"] + rad * g["ry"] * np.sin(ang)
             size = rng.uniform(0.06, 0.10)
-            self.lesions.append(dict(
-                cx=cx, cy=cy, rx=size * rng.uniform(0.8, 1.3), ry=size * rng.uniform(0.7, 1.1),
-                rot=rng.uniform(-np.pi, np.pi), shape=_radial_shape(rng, 5, 0.12),
-                contrast=float(np.clip(cfg.lesion_contrast * rng.uniform(0.85, 1.15), 0.0, 1.0)),
-            ))
+            self.lesions.append(
+                dict(
+                    cx=cx,
+                    cy=cy,
+                    rx=size * rng.uniform(0.8, 1.3),
+                    ry=size * rng.uniform(0.7, 1.1),
+                    rot=rng.uniform(-np.pi, np.pi),
+                    shape=_radial_shape(rng, 5, 0.12),
+                    contrast=float(np.clip(cfg.lesion_contrast * rng.uniform(0.85, 1.15), 0.0, 1.0)),
+                )
+            )
         self.calcs = []
         if rng.random() < cfg.calcification_prob:
             for _ in range(int(rng.integers(1, 4))):
                 ang, rad = rng.uniform(-np.pi, np.pi), rng.uniform(0.1, 0.6)
-                self.calcs.append((g["cx"] + rad * g["rx"] * np.cos(ang), g["cy"] + rad * g["ry"] * np.sin(ang),
-                                   rng.uniform(0.006, 0.012)))
+                self.calcs.append(
+                    (
+                        g["cx"] + rad * g["rx"] * np.cos(ang),
+                        g["cy"] + rad * g["ry"] * np.sin(ang),
+                        rng.uniform(0.006, 0.012),
+                    )
+                )
 
     def gland_rho(self, x, y):
         g = self.gland
@@ -156,7 +170,7 @@ class _Scene:
         # Transition zone: slightly different texture in the anterior-central gland.
         echo = np.where(rho < 0.55, self.transition_echo, echo)
         # Capsule: a bright rim at the gland boundary.
-        echo += 0.55 * np.exp(-((rho - 1.0) / 0.035) ** 2)
+        echo += 0.55 * np.exp(-(((rho - 1.0) / 0.035) ** 2))
         for les in self.lesions:
             near = _near(x, y, les)
             lr = _inside(x[near], y[near], les["cx"], les["cy"], les["rx"], les["ry"], les["rot"], *les["shape"])
@@ -165,15 +179,14 @@ class _Scene:
             echo[near] = echo[near] * (1.0 - soft * (1.0 - les["contrast"]))
         # Rectal wall: bright, layered arc just above the probe surface.
         wall = self.r_probe + 0.035
-        echo += 0.9 * np.exp(-((r - wall) / 0.012) ** 2) + 0.4 * np.exp(-((r - wall - 0.03) / 0.01) ** 2)
+        echo += 0.9 * np.exp(-(((r - wall) / 0.012) ** 2)) + 0.4 * np.exp(-(((r - wall - 0.03) / 0.01) ** 2))
         for cx, cy, cr in self.calcs:
-            echo += 2.5 * np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / cr ** 2))
+            echo += 2.5 * np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / cr**2))
         return echo.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
-def _scan_conversion(h: int, w: int, half: float, nr: int, nt: int, ax: float, ay: float, r_probe: float,
-                     r_max: float):
+def _scan_conversion(h: int, w: int, half: float, nr: int, nt: int, ax: float, ay: float, r_probe: float, r_max: float):
     """Scene coordinates of every pixel and its position on the polar grid; depends on geometry only (cached)."""
     scale = min(0.49 / np.sin(half), 0.95)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -189,8 +202,9 @@ def _scan_conversion(h: int, w: int, half: float, nr: int, nt: int, ax: float, a
     return xn, yn, map_r, map_t, fan
 
 
-def generate_phantom(seed: int = 0, size: tuple[int, int] | int = (512, 512),
-                     config: PhantomConfig | None = None) -> Phantom:
+def generate_phantom(
+    seed: int = 0, size: tuple[int, int] | int = (512, 512), config: PhantomConfig | None = None
+) -> Phantom:
     """Generate one deterministic phantom for ``seed`` at ``size`` = (height, width)."""
     cfg = config or PhantomConfig()
     h, w = (size, size) if isinstance(size, int) else size
@@ -213,13 +227,13 @@ def generate_phantom(seed: int = 0, size: tuple[int, int] | int = (512, 512),
     sig_ax, sig_lat = cfg.speckle_psf
     field_re = cv2.GaussianBlur((scat.real * echo).astype(np.float32), (0, 0), sigmaX=sig_lat, sigmaY=sig_ax)
     field_im = cv2.GaussianBlur((scat.imag * echo).astype(np.float32), (0, 0), sigmaX=sig_lat, sigmaY=sig_ax)
-    env = np.sqrt(field_re ** 2 + field_im ** 2)
+    env = np.sqrt(field_re**2 + field_im**2)
 
     # Acoustic shadows: everything deeper than a calcification along its beam is attenuated.
     for cx, cy, cr in scene.calcs:
         r_c = np.hypot(cx - ax, ay - cy)
         t_c = np.arctan2(cx - ax, ay - cy)
-        beam = np.exp(-((tt - t_c) / (cr / max(r_c, 1e-3) * 1.2)) ** 2)
+        beam = np.exp(-(((tt - t_c) / (cr / max(r_c, 1e-3) * 1.2)) ** 2))
         env *= 1.0 - 0.6 * beam * (rr > r_c + cr)
 
     # Attenuation with imperfect time-gain compensation, then log compression to 8 bits.
@@ -232,8 +246,14 @@ def generate_phantom(seed: int = 0, size: tuple[int, int] | int = (512, 512),
     # Scan conversion: for every Cartesian pixel, where does it sit on the polar grid? Pixels map into scene units
     # with a scale that makes the whole sector fit the frame (probe at the bottom centre, black outside the fan).
     xn, yn, map_r, map_t, fan = _scan_conversion(h, w, float(half), nr, nt, ax, ay, scene.r_probe, scene.r_max)
-    image = cv2.remap(polar.astype(np.float32), map_t, map_r, interpolation=cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    image = cv2.remap(
+        polar.astype(np.float32),
+        map_t,
+        map_r,
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
     image = np.where(fan, image, 0.0)
     image = (image * 255.0 + 0.5).astype(np.uint8)
 
@@ -245,20 +265,37 @@ def generate_phantom(seed: int = 0, size: tuple[int, int] | int = (512, 512),
     cols = np.nonzero(np.abs(xn[0] - g["cx"]) < reach)[0]
     rows = np.nonzero(np.abs(yn[:, 0] - g["cy"]) < reach)[0]
     if cols.size and rows.size:
-        win = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        win = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         gx, gy = xn[win], yn[win]
         g_rho = scene.gland_rho(gx, gy)
         gland[win] = (g_rho < 1.0) & fan[win]
         lesion[win] = scene.lesion_inside(gx, gy, g_rho) & fan[win]
-    meta = {"seed": seed, "lesion_contrast": cfg.lesion_contrast, "n_lesions": len(scene.lesions),
-            "n_calcifications": len(scene.calcs)}
-    return Phantom(image=image, lesion_mask=lesion, gland_mask=gland, fan_mask=fan.astype(np.uint8), seed=seed,
-                   n_lesions=len(scene.lesions), meta=meta)
+    meta = {
+        "seed": seed,
+        "lesion_contrast": cfg.lesion_contrast,
+        "n_lesions": len(scene.lesions),
+        "n_calcifications": len(scene.calcs),
+    }
+    return Phantom(
+        image=image,
+        lesion_mask=lesion,
+        gland_mask=gland,
+        fan_mask=fan.astype(np.uint8),
+        seed=seed,
+        n_lesions=len(scene.lesions),
+        meta=meta,
+    )
 
 
-def write_phantom_dataset(out_dir: str | Path, n: int, size: tuple[int, int] | int = (512, 512), seed: int = 0,
-                          config: PhantomConfig | None = None, target: str = "lesion",
-                          overwrite: bool = False) -> Path:
+def write_phantom_dataset(
+    out_dir: str | Path,
+    n: int,
+    size: tuple[int, int] | int = (512, 512),
+    seed: int = 0,
+    config: PhantomConfig | None = None,
+    target: str = "lesion",
+    overwrite: bool = False,
+) -> Path:
     """Write ``n`` phantoms as ``images/``, ``masks/`` (0/255 PNG) and an imagefolder ``metadata.jsonl``.
 
     ``target`` chooses which mask is the label: ``"lesion"`` (default) or ``"gland"``. Each phantom is its own group
@@ -279,8 +316,15 @@ def write_phantom_dataset(out_dir: str | Path, n: int, size: tuple[int, int] | i
         mask = ph.lesion_mask if target == "lesion" else ph.gland_mask
         cv2.imwrite(str(out / "images" / name), ph.image)
         cv2.imwrite(str(out / "masks" / name), mask * 255)
-        rows.append({"file_name": f"images/{name}", "mask_file_name": f"masks/{name}", "group": f"case_{s:05d}",
-                     "source": "synthetic", **ph.meta})
+        rows.append(
+            {
+                "file_name": f"images/{name}",
+                "mask_file_name": f"masks/{name}",
+                "group": f"case_{s:05d}",
+                "source": "synthetic",
+                **ph.meta,
+            }
+        )
     with open(out / "metadata.jsonl", "w") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")

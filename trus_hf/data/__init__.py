@@ -32,5 +32,13 @@ from .loading import FORMATS, load_dataset, load_dataset_with_report
 from .sources import synthetic_dataset
 from .splits import group_kfold, group_train_test_split
 
-__all__ = ["FEATURES", "FORMATS", "DataReport", "group_kfold", "group_train_test_split", "load_dataset",
-           "load_dataset_with_report", "synthetic_dataset"]
+__all__ = [
+    "FEATURES",
+    "FORMATS",
+    "DataReport",
+    "group_kfold",
+    "group_train_test_split",
+    "load_dataset",
+    "load_dataset_with_report",
+    "synthetic_dataset",
+]

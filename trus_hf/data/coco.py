@@ -4,8 +4,8 @@ optional category filter; one ``_annotations.coco.json`` per split folder or a s
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,13 +26,16 @@ def _rasterise(seg, h: int, w: int) -> np.ndarray | None:
     elif isinstance(seg.get("counts"), list):  # uncompressed RLE
         rle = mask_utils.frPyObjects(seg, h, w)
     else:  # compressed RLE
-        rle = {"size": seg["size"], "counts": seg["counts"].encode() if isinstance(seg["counts"], str)
-               else seg["counts"]}
+        rle = {
+            "size": seg["size"],
+            "counts": seg["counts"].encode() if isinstance(seg["counts"], str) else seg["counts"],
+        }
     return mask_utils.decode(rle).astype(np.uint8)
 
 
-def _coco_masks(ann_file: Path, category_names: Sequence[str] | None, report: DataReport
-                ) -> list[tuple[Path, np.ndarray]]:
+def _coco_masks(
+    ann_file: Path, category_names: Sequence[str] | None, report: DataReport
+) -> list[tuple[Path, np.ndarray]]:
     try:
         coco = json.loads(ann_file.read_text())
         images, anns, cats = coco["images"], coco.get("annotations", []), coco.get("categories", [])
@@ -75,13 +78,16 @@ def _annotation_files(root: Path) -> dict[str, Path]:
         return files
     jsons = sorted(root.glob("*.json"))
     if len(jsons) != 1:
-        raise ValueError(f"{root}: expected _annotations.coco.json (per split folder) or one COCO .json file, "
-                         f"found {[j.name for j in jsons]}")
+        raise ValueError(
+            f"{root}: expected _annotations.coco.json (per split folder) or one COCO .json file, "
+            f"found {[j.name for j in jsons]}"
+        )
     return {"train": jsons[0]}
 
 
-def coco_candidates(root: Path, report: DataReport, categories: Sequence[str] | None = None,
-                    group_pattern: str | None = None) -> dict[str, list[Candidate]]:
+def coco_candidates(
+    root: Path, report: DataReport, categories: Sequence[str] | None = None, group_pattern: str | None = None
+) -> dict[str, list[Candidate]]:
     splits = {}
     for split, f in _annotation_files(root).items():
         items = []

@@ -12,9 +12,10 @@ import io
 import json
 import logging
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import datasets
 import numpy as np
@@ -23,15 +24,37 @@ from PIL import Image
 from ..arrays import mask_to_binary
 from ..fileio import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, read_image
 
-__all__ = ["FEATURES", "Candidate", "DataReport", "collect", "group_from", "images_in", "png_bytes", "root_tables",
-           "split_dirs", "to_dataset"]
+__all__ = [
+    "FEATURES",
+    "Candidate",
+    "DataReport",
+    "collect",
+    "group_from",
+    "images_in",
+    "png_bytes",
+    "root_tables",
+    "split_dirs",
+    "to_dataset",
+]
 
 logger = logging.getLogger(__name__)
 
-FEATURES = datasets.Features({"image": datasets.Image(), "mask": datasets.Image(), "group": datasets.Value("string"),
-                              "source": datasets.Value("string"), "file": datasets.Value("string")})
-_SPLIT_NAMES = {"train": "train", "valid": "validation", "val": "validation", "validation": "validation",
-                "test": "test"}
+FEATURES = datasets.Features(
+    {
+        "image": datasets.Image(),
+        "mask": datasets.Image(),
+        "group": datasets.Value("string"),
+        "source": datasets.Value("string"),
+        "file": datasets.Value("string"),
+    }
+)
+_SPLIT_NAMES = {
+    "train": "train",
+    "valid": "validation",
+    "val": "validation",
+    "validation": "validation",
+    "test": "test",
+}
 _KEY_COLUMNS = ("filename", "file_name", "file", "id", "image", "name")
 
 
@@ -115,12 +138,19 @@ def _row(c: Candidate, source: str, report: DataReport) -> dict[str, Any] | None
     if (m.shape[1], m.shape[0]) != size:
         report.skip(mask_name, f"size mismatch: image {size[0]}x{size[1]}, mask {m.shape[1]}x{m.shape[0]}")
         return None
-    return {"image": image_value, "mask": {"bytes": png_bytes(m), "path": None}, "group": c.group, "source": c.source or source,
-            "file": c.image.name, **c.extra}
+    return {
+        "image": image_value,
+        "mask": {"bytes": png_bytes(m), "path": None},
+        "group": c.group,
+        "source": c.source or source,
+        "file": c.image.name,
+        **c.extra,
+    }
 
 
-def collect(candidates: dict[str, Iterable[Candidate]], source: str, report: DataReport
-            ) -> dict[str, list[dict[str, Any]]]:
+def collect(
+    candidates: dict[str, Iterable[Candidate]], source: str, report: DataReport
+) -> dict[str, list[dict[str, Any]]]:
     """Validated rows per split; every rejected candidate is recorded in ``report``."""
     splits = {}
     for split, items in candidates.items():
@@ -142,7 +172,9 @@ def to_dataset(rows: list[dict[str, Any]], extra_columns: Sequence[str] = ()) ->
 def images_in(folder: Path) -> list[Path]:
     """Image and DICOM files directly in ``folder`` (hidden files excluded), sorted."""
     exts = IMAGE_EXTENSIONS + DICOM_EXTENSIONS
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts and not p.name.startswith(".")
+    )
 
 
 def split_dirs(root: Path, marker: str) -> dict[str, Path]:

@@ -4,17 +4,23 @@ columns per file. CVAT's "Segmentation mask" export (``JPEGImages/`` + ``Segment
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .collect import Candidate, DataReport, group_from, images_in, root_tables, split_dirs
 
 __all__ = ["folder_candidates"]
 
 
-def folder_candidates(root: Path, report: DataReport, mask_suffix: str = "", images_dir: str = "images",
-                      masks_dir: str = "masks", group_pattern: str | None = None,
-                      extra_columns: Sequence[str] = ()) -> dict[str, list[Candidate]]:
+def folder_candidates(
+    root: Path,
+    report: DataReport,
+    mask_suffix: str = "",
+    images_dir: str = "images",
+    masks_dir: str = "masks",
+    group_pattern: str | None = None,
+    extra_columns: Sequence[str] = (),
+) -> dict[str, list[Candidate]]:
     splits = {}
     for split, sdir in split_dirs(root, images_dir).items():
         if not (sdir / images_dir).is_dir():

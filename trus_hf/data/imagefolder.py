@@ -4,16 +4,17 @@ datasets' imagefolder reads."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .collect import Candidate, DataReport
 
 __all__ = ["imagefolder_candidates"]
 
 
-def imagefolder_candidates(root: Path, report: DataReport, extra_columns: Sequence[str] = ()
-                           ) -> dict[str, list[Candidate]]:
+def imagefolder_candidates(
+    root: Path, report: DataReport, extra_columns: Sequence[str] = ()
+) -> dict[str, list[Candidate]]:
     meta = root / "metadata.jsonl"
     items = []
     for ln, line in enumerate(meta.read_text().splitlines(), 1):
@@ -32,6 +33,13 @@ def imagefolder_candidates(root: Path, report: DataReport, extra_columns: Sequen
         if mask is not None and not mask.is_file():
             report.skip(mask, "mask listed in metadata.jsonl but missing")
             continue
-        items.append(Candidate(img, mask, str(rec.get("group", img.stem)), {c: rec.get(c) for c in extra_columns},
-                               source=str(rec.get("source", "imagefolder"))))
+        items.append(
+            Candidate(
+                img,
+                mask,
+                str(rec.get("group", img.stem)),
+                {c: rec.get(c) for c in extra_columns},
+                source=str(rec.get("source", "imagefolder")),
+            )
+        )
     return {"train": items}

@@ -4,8 +4,9 @@ format, the shared collector, the report)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import datasets
 
@@ -46,8 +47,9 @@ def _detect_format(source: str) -> str:
         return "hub"
     if (path / "metadata.jsonl").exists():
         return "imagefolder"
-    if list(path.glob("**/_annotations.coco.json")) or (len(list(path.glob("*.json"))) == 1
-                                                         and not (path / "images").is_dir()):
+    if list(path.glob("**/_annotations.coco.json")) or (
+        len(list(path.glob("*.json"))) == 1 and not (path / "images").is_dir()
+    ):
         return "coco"
     if list(path.glob("**/_classes.csv")):
         return "roboflow-masks"
@@ -58,10 +60,15 @@ def _detect_format(source: str) -> str:
     raise ValueError(f"{source}: cannot tell the dataset format; pass one of {', '.join(FORMATS[1:])}")
 
 
-def load_dataset_with_report(source: str | Path, format: str = "auto", mask_suffix: str = "",
-                             categories: Sequence[str] | None = None, group_pattern: str | None = None,
-                             extra_columns: Sequence[str] = (), revision: str | None = None
-                             ) -> tuple[datasets.DatasetDict, DataReport]:
+def load_dataset_with_report(
+    source: str | Path,
+    format: str = "auto",
+    mask_suffix: str = "",
+    categories: Sequence[str] | None = None,
+    group_pattern: str | None = None,
+    extra_columns: Sequence[str] = (),
+    revision: str | None = None,
+) -> tuple[datasets.DatasetDict, DataReport]:
     """Load ``source`` into a DatasetDict and report what was skipped and why (see `trus_hf.data`)."""
     source = str(source)
     if format not in FORMATS:
@@ -77,8 +84,12 @@ def load_dataset_with_report(source: str | Path, format: str = "auto", mask_suff
         if not root.exists():
             raise ValueError(f"{root}: no such file or folder")
         loader, takes = _LOADERS[fmt]
-        options = {"mask_suffix": mask_suffix, "categories": categories, "group_pattern": group_pattern,
-                   "extra_columns": extra_columns}
+        options = {
+            "mask_suffix": mask_suffix,
+            "categories": categories,
+            "group_pattern": group_pattern,
+            "extra_columns": extra_columns,
+        }
         splits = collect(loader(root, report, **{k: options[k] for k in takes}), fmt, report)
         empty = [s for s, rows in splits.items() if not rows]
         if empty and not report.skipped:
@@ -93,7 +104,9 @@ def load_dataset(source: str | Path, format: str = "auto", strict: bool = True, 
     ``strict=False`` skips them with a warning that lists each one and its reason."""
     dsd, report = load_dataset_with_report(source, format, **kwargs)
     if report.skipped:
-        msg = f"{source}: {len(report.skipped)} item(s) invalid:\n" + "\n".join(f"  {f}: {r}" for f, r in report.skipped)
+        msg = f"{source}: {len(report.skipped)} item(s) invalid:\n" + "\n".join(
+            f"  {f}: {r}" for f, r in report.skipped
+        )
         if strict:
             raise ValueError(msg + "\n(pass strict=False / --skip-invalid to skip them)")
         logger.warning(msg)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -17,8 +17,7 @@ __all__ = ["roboflow_mask_candidates"]
 def _foreground_values(classes_file: Path, categories: Sequence[str] | None) -> list[int]:
     with open(classes_file, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    names = {int(r["Pixel Value"]): r[" Class"].strip() if " Class" in r else r.get("Class", "").strip()
-             for r in rows}
+    names = {int(r["Pixel Value"]): r[" Class"].strip() if " Class" in r else r.get("Class", "").strip() for r in rows}
     if categories:
         unknown = [c for c in categories if c not in names.values()]
         if unknown:
@@ -27,8 +26,9 @@ def _foreground_values(classes_file: Path, categories: Sequence[str] | None) -> 
     return [v for v, n in names.items() if v != 0 and n.lower() not in ("background", "_background_")]
 
 
-def roboflow_mask_candidates(root: Path, report: DataReport, categories: Sequence[str] | None = None,
-                             group_pattern: str | None = None) -> dict[str, list[Candidate]]:
+def roboflow_mask_candidates(
+    root: Path, report: DataReport, categories: Sequence[str] | None = None, group_pattern: str | None = None
+) -> dict[str, list[Candidate]]:
     splits = {}
     for split, sdir in split_dirs(root, "_classes.csv").items():
         classes_file = sdir / "_classes.csv"

@@ -20,9 +20,15 @@ def synthetic_dataset(n: int, size: int = 256, seed: int = 0, config: Any = None
     rows = []
     for s in range(seed, seed + n):
         ph = generate_phantom(s, (size, size), config)
-        rows.append({"image": {"bytes": png_bytes(ph.image), "path": None},
-                     "mask": {"bytes": png_bytes(ph.lesion_mask), "path": None},
-                     "group": f"case_{s:05d}", "source": "synthetic", "file": f"phantom_{s:05d}.png"})
+        rows.append(
+            {
+                "image": {"bytes": png_bytes(ph.image), "path": None},
+                "mask": {"bytes": png_bytes(ph.lesion_mask), "path": None},
+                "group": f"case_{s:05d}",
+                "source": "synthetic",
+                "file": f"phantom_{s:05d}.png",
+            }
+        )
     return to_dataset(rows)
 
 
@@ -40,8 +46,9 @@ def load_synthetic(spec: str) -> datasets.DatasetDict:
 def load_hub(source: str, revision: str | None = None) -> datasets.DatasetDict:
     path = Path(source)
     try:
-        loaded = datasets.load_from_disk(str(path)) if path.exists() else datasets.load_dataset(source,
-                                                                                               revision=revision)
+        loaded = (
+            datasets.load_from_disk(str(path)) if path.exists() else datasets.load_dataset(source, revision=revision)
+        )
     except Exception as exc:
         raise ValueError(f"cannot load dataset {source!r}: {exc.__class__.__name__}: {exc}") from exc
     if isinstance(loaded, datasets.Dataset):
@@ -49,7 +56,9 @@ def load_hub(source: str, revision: str | None = None) -> datasets.DatasetDict:
     for split, ds in loaded.items():
         missing = {"image", "mask"} - set(ds.column_names)
         if missing:
-            raise ValueError(f"dataset {source!r} split {split!r} lacks columns {sorted(missing)}; has {ds.column_names}")
+            raise ValueError(
+                f"dataset {source!r} split {split!r} lacks columns {sorted(missing)}; has {ds.column_names}"
+            )
         if "group" not in ds.column_names:
             ds = ds.add_column("group", [f"{split}_{i}" for i in range(len(ds))])
         if "source" not in ds.column_names:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -41,8 +41,9 @@ def _polygon_mask(label: Path, size: tuple[int, int], keep: set[int] | None, rep
     return mask
 
 
-def yolo_seg_candidates(root: Path, report: DataReport, categories: Sequence[str] | None = None,
-                        group_pattern: str | None = None) -> dict[str, list[Candidate]]:
+def yolo_seg_candidates(
+    root: Path, report: DataReport, categories: Sequence[str] | None = None, group_pattern: str | None = None
+) -> dict[str, list[Candidate]]:
     names = _class_names(root)
     keep = None
     if categories:

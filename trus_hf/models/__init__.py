@@ -21,8 +21,15 @@ from .base import CONFIG_NAME, WEIGHTS_NAME, TrusSegmentationModel
 from .fpn import TrusFPN
 from .segformer import TrusSegformer
 
-__all__ = ["MODEL_CLASSES", "TrusFPN", "TrusSegformer", "TrusSegmentationModel", "create_model", "load_model",
-           "resolve_model_dir"]
+__all__ = [
+    "MODEL_CLASSES",
+    "TrusFPN",
+    "TrusSegformer",
+    "TrusSegmentationModel",
+    "create_model",
+    "load_model",
+    "resolve_model_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +56,17 @@ def resolve_model_dir(path_or_hub_id: str | Path, revision: str | None = None, t
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(name, revision=revision, token=token,
-                                      allow_patterns=["*.json", "*.safetensors", "*.onnx", "*.md"]))
+        return Path(
+            snapshot_download(
+                name, revision=revision, token=token, allow_patterns=["*.json", "*.safetensors", "*.onnx", "*.md"]
+            )
+        )
     except Exception as exc:
-        raise ValueError(f"cannot load model {name!r}"
-                         f"{f' at revision {revision!r}' if revision else ''} from the Hub: "
-                         f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise ValueError(
+            f"cannot load model {name!r}"
+            f"{f' at revision {revision!r}' if revision else ''} from the Hub: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
 
 
 def _trus_config(native: dict[str, Any], source: Path) -> TrusSegConfig:
@@ -64,25 +76,37 @@ def _trus_config(native: dict[str, Any], source: Path) -> TrusSegConfig:
             raise ValueError(f"{source}: '_trus_hf' in config.json must be an object")
         arch = block.get("architecture")
         if arch not in ARCHITECTURES:
-            raise ValueError(f"{source}: unknown architecture {arch!r} in config.json; valid: {', '.join(ARCHITECTURES)}")
+            raise ValueError(
+                f"{source}: unknown architecture {arch!r} in config.json; valid: {', '.join(ARCHITECTURES)}"
+            )
         try:
             return TrusSegConfig.from_dict(block)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{source}: invalid '_trus_hf' block in config.json: {exc}") from exc
     # A plain smp or transformers checkpoint without our block: infer what we can.
     if native.get("_model_class") == "FPN":
-        return TrusSegConfig(architecture="fpn", encoder_name=native.get("encoder_name", "resnet34"),
-                             num_channels=native.get("in_channels", 3))
+        return TrusSegConfig(
+            architecture="fpn",
+            encoder_name=native.get("encoder_name", "resnet34"),
+            num_channels=native.get("in_channels", 3),
+        )
     if native.get("model_type") == "segformer":
         return TrusSegConfig(architecture="segformer", num_channels=native.get("num_channels", 3))
     found = native.get("_model_class") or native.get("model_type") or native.get("architecture")
-    raise ValueError(f"{source}: cannot tell the architecture from config.json (found {found!r}); valid: "
-                     f"{', '.join(ARCHITECTURES)}")
+    raise ValueError(
+        f"{source}: cannot tell the architecture from config.json (found {found!r}); valid: {', '.join(ARCHITECTURES)}"
+    )
 
 
-def load_model(path_or_hub_id: str | Path, revision: str | None = None, backend: str = "torch",
-               allow_pickle: bool = False, token: str | None = None, onnx_file: str = "model.onnx",
-               providers: list[str] | None = None) -> tuple[Any, TrusImageProcessor]:
+def load_model(
+    path_or_hub_id: str | Path,
+    revision: str | None = None,
+    backend: str = "torch",
+    allow_pickle: bool = False,
+    token: str | None = None,
+    onnx_file: str = "model.onnx",
+    providers: list[str] | None = None,
+) -> tuple[Any, TrusImageProcessor]:
     """Load a model and its processor from a folder or a Hub ID.
 
     ``backend="torch"`` returns a `TrusSegmentationModel` in eval mode from ``model.safetensors``;
@@ -95,8 +119,10 @@ def load_model(path_or_hub_id: str | Path, revision: str | None = None, backend:
     folder = resolve_model_dir(path_or_hub_id, revision=revision, token=token)
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():
-        raise ValueError(f"{folder}: no config.json; a trus-hf model folder holds config.json, model.safetensors, "
-                         f"preprocessor_config.json and README.md")
+        raise ValueError(
+            f"{folder}: no config.json; a trus-hf model folder holds config.json, model.safetensors, "
+            f"preprocessor_config.json and README.md"
+        )
     try:
         native = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as exc:

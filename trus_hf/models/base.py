@@ -37,8 +37,9 @@ class TrusSegmentationModel(nn.Module):
     def __init__(self, config: TrusSegConfig, native_config: dict[str, Any] | None = None):
         super().__init__()
         if config.architecture != self.architecture:
-            raise ValueError(f"{type(self).__name__} needs architecture {self.architecture!r}, "
-                             f"got {config.architecture!r}")
+            raise ValueError(
+                f"{type(self).__name__} needs architecture {self.architecture!r}, got {config.architecture!r}"
+            )
         self.config = config
         self.net = self._build(config, native_config)
         self.loss_fn = DiceBCELoss(config.dice_weight, config.bce_weight)
@@ -56,9 +57,28 @@ class TrusSegmentationModel(nn.Module):
 
     # ---- the contract
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> SemanticSegmenterOutput:
+        """Segment a processed batch.
+
+        Args:
+            pixel_values: (N, ``num_channels``, H, W) float, as `TrusImageProcessor` makes it (H and W multiples of
+                32 for FPN).
+            labels: optional (N, H, W) or (N, 1, H, W) 0/1 targets; then ``loss`` (Dice + BCE) is set.
+
+        Returns:
+            `SemanticSegmenterOutput` with ``logits`` (N, 1, H, W) at the input resolution and ``loss`` or None.
+
+        Example:
+            >>> import torch
+            >>> from trus_hf import TrusSegConfig, create_model
+            >>> model = create_model(TrusSegConfig(architecture="segformer"))
+            >>> out = model(torch.zeros(1, 3, 64, 64), labels=torch.zeros(1, 64, 64))
+            >>> tuple(out.logits.shape), out.loss is not None
+            ((1, 1, 64, 64), True)
+        """
         if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"pixel_values must be (N, {self.config.num_channels}, H, W), got "
-                             f"{tuple(pixel_values.shape)}")
+            raise ValueError(
+                f"pixel_values must be (N, {self.config.num_channels}, H, W), got {tuple(pixel_values.shape)}"
+            )
         logits = self._logits(pixel_values)
         loss = self.loss_fn(logits, labels) if labels is not None else None
         return SemanticSegmenterOutput(loss=loss, logits=logits)
@@ -66,15 +86,22 @@ class TrusSegmentationModel(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         return {**self.native_config(), "_trus_hf": self.config.to_dict()}
 
-    def save_pretrained(self, save_directory: str | Path, processor: Any = None, card: str | None = None,
-                        dtype: torch.dtype | None = None) -> Path:
+    def save_pretrained(
+        self,
+        save_directory: str | Path,
+        processor: Any = None,
+        card: str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Path:
         """Write config.json, model.safetensors (optionally cast to ``dtype``, e.g. float16), the processor's
         preprocessor_config.json and a README.md card, atomically (the folder appears complete or not at all)."""
         save_directory = Path(save_directory)
         with atomic_dir(save_directory) as tmp:
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2, sort_keys=True) + "\n")
-            state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
-                     for k, v in self.net.state_dict().items()}
+            state = {
+                k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+                for k, v in self.net.state_dict().items()
+            }
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             if processor is not None:
                 processor.save_pretrained(tmp)
@@ -94,17 +121,21 @@ class TrusSegmentationModel(nn.Module):
         if path.suffix == ".safetensors":
             state = load_file(str(path))
         elif not allow_pickle:
-            raise ValueError(f"{path}: refusing to load pickle weights (arbitrary code execution risk); convert to "
-                             f"safetensors or pass allow_pickle=True if you trust the file")
+            raise ValueError(
+                f"{path}: refusing to load pickle weights (arbitrary code execution risk); convert to "
+                f"safetensors or pass allow_pickle=True if you trust the file"
+            )
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
         reference = self.net.state_dict()
         missing = sorted(set(reference) - set(state))
         unexpected = sorted(set(state) - set(reference))
         if missing or unexpected:
-            raise ValueError(f"{path}: weights do not match the {self.config.description} in config.json: "
-                             f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
-                             f"(e.g. {unexpected[:3]})")
+            raise ValueError(
+                f"{path}: weights do not match the {self.config.description} in config.json: "
+                f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+                f"(e.g. {unexpected[:3]})"
+            )
         bad = [k for k in reference if tuple(reference[k].shape) != tuple(state[k].shape)]
         if bad:
             raise ValueError(f"{path}: tensor shapes differ from config.json for {bad[:3]}")

@@ -19,6 +19,15 @@ __all__ = ["TrusFPN"]
 
 
 class TrusFPN(TrusSegmentationModel):
+    """segmentation-models-pytorch ``FPN`` (any smp encoder; resnet152 by default) behind the trus-hf contract.
+
+    Example:
+        >>> from trus_hf import TrusSegConfig
+        >>> model = TrusFPN(TrusSegConfig(architecture="fpn", encoder_name="resnet18"))
+        >>> model.native_config()["_model_class"]
+        'FPN'
+    """
+
     architecture = "fpn"
 
     def _build(self, config: TrusSegConfig, native_config: dict[str, Any] | None) -> nn.Module:
@@ -26,10 +35,14 @@ class TrusFPN(TrusSegmentationModel):
             kwargs = {k: v for k, v in native_config.items() if not k.startswith("_")}
             kwargs["encoder_weights"] = None  # the folder's own weights are loaded next; never download
         else:
-            kwargs = dict(encoder_name=config.encoder_name, encoder_weights=config.encoder_weights,
-                          decoder_pyramid_channels=config.decoder_pyramid_channels,
-                          decoder_segmentation_channels=config.decoder_segmentation_channels,
-                          in_channels=config.num_channels, classes=1)
+            kwargs = dict(
+                encoder_name=config.encoder_name,
+                encoder_weights=config.encoder_weights,
+                decoder_pyramid_channels=config.decoder_pyramid_channels,
+                decoder_segmentation_channels=config.decoder_segmentation_channels,
+                in_channels=config.num_channels,
+                classes=1,
+            )
         return smp.FPN(**kwargs)
 
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,13 @@ __all__ = ["OnnxSegmentationModel"]
 class OnnxSegmentationModel:
     """Runs ``model.onnx`` (input ``pixel_values``, output ``logits``) with onnxruntime on the CPU by default."""
 
-    def __init__(self, path: str | Path, config: TrusSegConfig, providers: list[str] | None = None,
-                 intra_op_num_threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        config: TrusSegConfig,
+        providers: list[str] | None = None,
+        intra_op_num_threads: int | None = None,
+    ):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -34,7 +39,7 @@ class OnnxSegmentationModel:
             raise ValueError(f"{self.path}: ONNX Runtime cannot load this model ({exc})") from exc
         self.input_name = self.session.get_inputs()[0].name
 
-    def eval(self) -> "OnnxSegmentationModel":
+    def eval(self) -> OnnxSegmentationModel:
         return self
 
     def __call__(self, pixel_values, labels=None) -> SemanticSegmenterOutput:

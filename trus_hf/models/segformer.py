@@ -21,6 +21,16 @@ __all__ = ["TrusSegformer"]
 
 
 class TrusSegformer(TrusSegmentationModel):
+    """transformers ``SegformerForSemanticSegmentation`` (MiT b0..b5) behind the trus-hf contract; its 1/4-resolution
+    logits are upsampled to the input size.
+
+    Example:
+        >>> from trus_hf import TrusSegConfig
+        >>> model = TrusSegformer(TrusSegConfig(architecture="segformer", segformer_size="b0"))
+        >>> model.native_config()["model_type"]
+        'segformer'
+    """
+
     architecture = "segformer"
 
     def _build(self, config: TrusSegConfig, native_config: dict[str, Any] | None) -> nn.Module:
@@ -31,11 +41,21 @@ class TrusSegformer(TrusSegmentationModel):
         if config.pretrained_backbone:
             # Online path: start from a published MiT encoder (e.g. "nvidia/mit-b0"); the head is new.
             return SegformerForSemanticSegmentation.from_pretrained(
-                config.pretrained_backbone, num_labels=1, id2label=label, label2id={config.label: 0},
-                ignore_mismatched_sizes=True)
-        return SegformerForSemanticSegmentation(SegformerConfig(
-            num_labels=1, id2label=label, label2id={config.label: 0}, num_channels=config.num_channels,
-            **SEGFORMER_SIZES[config.segformer_size]))
+                config.pretrained_backbone,
+                num_labels=1,
+                id2label=label,
+                label2id={config.label: 0},
+                ignore_mismatched_sizes=True,
+            )
+        return SegformerForSemanticSegmentation(
+            SegformerConfig(
+                num_labels=1,
+                id2label=label,
+                label2id={config.label: 0},
+                num_channels=config.num_channels,
+                **SEGFORMER_SIZES[config.segformer_size],
+            )
+        )
 
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         logits = self.net(pixel_values=pixel_values).logits

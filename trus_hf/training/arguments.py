@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..configuration import TrusSegConfig
 from ..image_processing import TrusImageProcessor
@@ -50,21 +50,30 @@ class TrainingArguments:
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard logs"})
 
     def processor(self) -> TrusImageProcessor:
-        return TrusImageProcessor(size={"height": self.image_size, "width": self.image_size},
-                                  interpolation=self.interpolation, do_diffusion=self.diffusion_iterations > 0,
-                                  diffusion_iterations=max(self.diffusion_iterations, 0))
+        return TrusImageProcessor(
+            size={"height": self.image_size, "width": self.image_size},
+            interpolation=self.interpolation,
+            do_diffusion=self.diffusion_iterations > 0,
+            diffusion_iterations=max(self.diffusion_iterations, 0),
+        )
 
 
-def parse_args(architecture: str, argv: Sequence[str] | None = None, prog: str | None = None
-               ) -> tuple[TrusSegConfig, TrainingArguments]:
+def parse_args(
+    architecture: str, argv: Sequence[str] | None = None, prog: str | None = None
+) -> tuple[TrusSegConfig, TrainingArguments]:
     """The model config and the training arguments of a ``train_<architecture>.py`` command line."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser((TrusSegConfig, TrainingArguments), prog=prog,
-                              description=f"Train a trus-hf {architecture} model (runs under `accelerate launch`).")
+    parser = HfArgumentParser(
+        (TrusSegConfig, TrainingArguments),
+        prog=prog,
+        description=f"Train a trus-hf {architecture} model (runs under `accelerate launch`).",
+    )
     parser.set_defaults(architecture=architecture)
     config, args = parser.parse_args_into_dataclasses(args=None if argv is None else list(argv))
     if config.architecture != architecture:
-        parser.error(f"this command trains {architecture!r}; for {config.architecture!r} use "
-                     f"train_{config.architecture}.py (or `trus-hf train {config.architecture}`)")
+        parser.error(
+            f"this command trains {architecture!r}; for {config.architecture!r} use "
+            f"train_{config.architecture}.py (or `trus-hf train {config.architecture}`)"
+        )
     return config, args

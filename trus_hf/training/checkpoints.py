@@ -33,10 +33,18 @@ def _set_rng_state(state: dict[str, Any], torch_state: torch.Tensor | None) -> N
 
 def save_checkpoint(path: Path, model, optimizer, scheduler, trainer_state: dict[str, Any]) -> None:
     with atomic_dir(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, tmp / "training_state.pt")
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()},
+            str(tmp / "model.safetensors"),
+        )
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp / "training_state.pt",
+        )
         (tmp / "trainer_state.json").write_text(json.dumps({**trainer_state, "rng": _rng_state()}))
 
 

@@ -19,18 +19,30 @@ from ..data import group_train_test_split, load_dataset
 from ..image_processing import Geometry, TrusImageProcessor
 from .arguments import TrainingArguments
 
-__all__ = ["TorchSegmentationDataset", "cached_preprocess", "geometries_of", "load_training_data", "original_masks",
-           "split_for_training"]
+__all__ = [
+    "TorchSegmentationDataset",
+    "cached_preprocess",
+    "geometries_of",
+    "load_training_data",
+    "original_masks",
+    "split_for_training",
+]
 
 
 def load_training_data(args: TrainingArguments) -> datasets.DatasetDict:
     extra = [args.fold_column] if args.fold_column else []
-    return load_dataset(args.data, format=args.data_format, strict=not args.skip_invalid, mask_suffix=args.mask_suffix,
-                        extra_columns=extra)
+    return load_dataset(
+        args.data,
+        format=args.data_format,
+        strict=not args.skip_invalid,
+        mask_suffix=args.mask_suffix,
+        extra_columns=extra,
+    )
 
 
-def split_for_training(dsd: datasets.DatasetDict, args: TrainingArguments
-                       ) -> tuple[datasets.Dataset, datasets.Dataset, datasets.Dataset | None]:
+def split_for_training(
+    dsd: datasets.DatasetDict, args: TrainingArguments
+) -> tuple[datasets.Dataset, datasets.Dataset, datasets.Dataset | None]:
     """(train, validation, test): the dataset's own splits, a held-out ``test_fold``, and a group-aware validation
     split when the dataset has none."""
     full = dsd["train"]
@@ -49,8 +61,9 @@ def split_for_training(dsd: datasets.DatasetDict, args: TrainingArguments
     return split["train"], split["test"], test
 
 
-def cached_preprocess(ds: datasets.Dataset, processor: TrusImageProcessor, cache_dir: str | Path | None
-                      ) -> datasets.Dataset:
+def cached_preprocess(
+    ds: datasets.Dataset, processor: TrusImageProcessor, cache_dir: str | Path | None
+) -> datasets.Dataset:
     """Run the processor's deterministic half once per image (``x``: float16 HxW, ``y``: uint8 HxW, ``geometry``:
     JSON of the image's `Geometry`), cached on disk.
 
@@ -58,9 +71,15 @@ def cached_preprocess(ds: datasets.Dataset, processor: TrusImageProcessor, cache
     reuses a stale cache.
     """
     ch, cw = processor.canvas_size
-    features = datasets.Features({"x": datasets.Array2D((ch, cw), "float16"), "y": datasets.Array2D((ch, cw), "uint8"),
-                                  "geometry": datasets.Value("string"), "group": datasets.Value("string"),
-                                  "file": datasets.Value("string")})
+    features = datasets.Features(
+        {
+            "x": datasets.Array2D((ch, cw), "float16"),
+            "y": datasets.Array2D((ch, cw), "uint8"),
+            "geometry": datasets.Value("string"),
+            "group": datasets.Value("string"),
+            "file": datasets.Value("string"),
+        }
+    )
 
     def fn(batch):
         xs, ys, geos = [], [], []
@@ -76,8 +95,15 @@ def cached_preprocess(ds: datasets.Dataset, processor: TrusImageProcessor, cache
         key = hashlib.sha256((ds._fingerprint + processor.to_json_string() + "geometry").encode()).hexdigest()[:16]
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         kwargs = {"cache_file_name": str(Path(cache_dir) / f"pre-{key}.arrow"), "load_from_cache_file": True}
-    return ds.map(fn, batched=True, batch_size=8, remove_columns=ds.column_names, features=features,
-                  desc="preprocessing (cached)", **kwargs)
+    return ds.map(
+        fn,
+        batched=True,
+        batch_size=8,
+        remove_columns=ds.column_names,
+        features=features,
+        desc="preprocessing (cached)",
+        **kwargs,
+    )
 
 
 def geometries_of(pre: datasets.Dataset) -> list[Geometry]:
@@ -87,8 +113,10 @@ def geometries_of(pre: datasets.Dataset) -> list[Geometry]:
 
 def original_masks(ds: datasets.Dataset) -> list[np.ndarray]:
     """Every ground-truth mask of ``ds`` at its original size (uint8 0/1)."""
-    return [mask_to_binary(np.asarray(item["mask"]), name=f"mask of {item.get('file', i)}")
-            for i, item in enumerate(ds.select_columns(["mask", "file"]))]
+    return [
+        mask_to_binary(np.asarray(item["mask"]), name=f"mask of {item.get('file', i)}")
+        for i, item in enumerate(ds.select_columns(["mask", "file"]))
+    ]
 
 
 class TorchSegmentationDataset(Dataset):
@@ -109,5 +137,8 @@ class TorchSegmentationDataset(Dataset):
         if self.aug is not None:
             out = self.aug(image=x, mask=y)
             x, y = np.clip(out["image"], 0.0, 1.0), out["mask"]
-        return {"pixel_values": torch.from_numpy(self.processor.finalize(x)),
-                "labels": torch.from_numpy(y.astype(np.int64)), "index": torch.tensor(int(i))}
+        return {
+            "pixel_values": torch.from_numpy(self.processor.finalize(x)),
+            "labels": torch.from_numpy(y.astype(np.int64)),
+            "index": torch.tensor(int(i)),
+        }

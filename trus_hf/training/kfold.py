@@ -29,15 +29,30 @@ def train_kfold(model_config: TrusSegConfig, args: TrainingArguments) -> dict[st
         raise ValueError(f"expected {args.folds} folds, got {len(folds)}")
     per_fold = []
     for i, (tr, va) in enumerate(folds, 1):
-        fold_args = TrainingArguments(**{**asdict(args), "output_dir": str(Path(args.output_dir) / f"fold_{i}"),
-                                         "folds": 0, "push_to_hub": None})
+        fold_args = TrainingArguments(
+            **{**asdict(args), "output_dir": str(Path(args.output_dir) / f"fold_{i}"), "folds": 0, "push_to_hub": None}
+        )
         s = train(model_config, fold_args, full.select(tr), full.select(va), test)
-        per_fold.append({"fold": i, "val_iou": s["best_val"]["mean_iou"], "val_dice": s["best_val"]["mean_dice"],
-                         "train_images": len(tr), "val_images": len(va), "model_dir": s.get("model_dir")})
+        per_fold.append(
+            {
+                "fold": i,
+                "val_iou": s["best_val"]["mean_iou"],
+                "val_dice": s["best_val"]["mean_dice"],
+                "train_images": len(tr),
+                "val_images": len(va),
+                "model_dir": s.get("model_dir"),
+            }
+        )
     ious = np.array([f["val_iou"] for f in per_fold])
     dices = np.array([f["val_dice"] for f in per_fold])
-    summary = {"k": len(per_fold), "folds": per_fold, "iou_mean": float(ious.mean()), "iou_std": float(ious.std()),
-               "dice_mean": float(dices.mean()), "dice_std": float(dices.std())}
+    summary = {
+        "k": len(per_fold),
+        "folds": per_fold,
+        "iou_mean": float(ious.mean()),
+        "iou_std": float(ious.std()),
+        "dice_mean": float(dices.mean()),
+        "dice_std": float(dices.std()),
+    }
     out = Path(args.output_dir)
     write_json(out / "kfold_summary.json", summary)
     write_csv(out / "kfold_metrics.csv", per_fold)

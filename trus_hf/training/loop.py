@@ -26,8 +26,14 @@ from ..models import create_model
 from ..pipeline import SegmentationPipeline
 from .arguments import TrainingArguments
 from .checkpoints import load_checkpoint, save_checkpoint
-from .dataset import (TorchSegmentationDataset, cached_preprocess, geometries_of, load_training_data, original_masks,
-                      split_for_training)
+from .dataset import (
+    TorchSegmentationDataset,
+    cached_preprocess,
+    geometries_of,
+    load_training_data,
+    original_masks,
+    split_for_training,
+)
 from .reporting import finalize_run, run_card, write_logs
 
 __all__ = ["train"]
@@ -53,8 +59,9 @@ class _Validator:
                 loss_sum += float(out.loss) * len(batch["labels"])
                 n += len(batch["labels"])
                 idx = batch["index"].tolist()
-                results = self.pipeline.postprocess(out.logits.float().cpu(), [self.geometries[i] for i in idx],
-                                                    [self.masks[i] for i in idx])
+                results = self.pipeline.postprocess(
+                    out.logits.float().cpu(), [self.geometries[i] for i in idx], [self.masks[i] for i in idx]
+                )
                 per_image.update({i: r.metrics for i, r in zip(idx, results)})
         model.train()
         gathered = dict(gather_object(list(per_image.items())))  # every process's images, each once
@@ -67,19 +74,27 @@ def _loaders(args: TrainingArguments, train_pre, val_pre, processor):
     train_set = TorchSegmentationDataset(train_pre, processor, args.augment, args.seed)
     val_set = TorchSegmentationDataset(val_pre, processor, False, args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers,
-                              generator=generator, drop_last=len(train_set) > args.batch_size)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.num_workers,
+        generator=generator,
+        drop_last=len(train_set) > args.batch_size,
+    )
     val_loader = DataLoader(val_set, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers)
     return train_loader, val_loader, generator
 
 
-def _train_epoch(model, loader, optimizer, accelerator, args: TrainingArguments, epoch: int, start_time: float
-                 ) -> list[float]:
+def _train_epoch(
+    model, loader, optimizer, accelerator, args: TrainingArguments, epoch: int, start_time: float
+) -> list[float]:
     from tqdm.auto import tqdm
 
     losses: list[float] = []
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not accelerator.is_local_main_process,
-               leave=False)
+    bar = tqdm(
+        loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not accelerator.is_local_main_process, leave=False
+    )
     for step, batch in enumerate(bar):
         if args.max_steps_per_epoch and step >= args.max_steps_per_epoch:
             break
@@ -95,8 +110,13 @@ def _train_epoch(model, loader, optimizer, accelerator, args: TrainingArguments,
     return losses
 
 
-def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datasets.Dataset | None = None,
-          val_ds: datasets.Dataset | None = None, test_ds: datasets.Dataset | None = None) -> dict[str, Any]:
+def train(
+    model_config: TrusSegConfig,
+    args: TrainingArguments,
+    train_ds: datasets.Dataset | None = None,
+    val_ds: datasets.Dataset | None = None,
+    test_ds: datasets.Dataset | None = None,
+) -> dict[str, Any]:
     """Train one model; returns a summary with the best validation (and test) metrics and the model folder.
 
     Without ``train_ds``/``val_ds`` the data come from ``args.data`` (validation split by group when the dataset has
@@ -118,8 +138,9 @@ def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datase
         train_ds, val_ds, test_ds = split_for_training(load_training_data(args), args)
     if args.preview_augmentations:
         sample = cached_preprocess(train_ds.select(range(min(8, len(train_ds)))), processor, None).with_format("numpy")
-        path = preview_augmentations(list(sample["x"]), list(sample["y"]), args.preview_augmentations,
-                                     out / "augmentations.png", seed=args.seed)
+        path = preview_augmentations(
+            list(sample["x"]), list(sample["y"]), args.preview_augmentations, out / "augmentations.png", seed=args.seed
+        )
         return {"preview": str(path)}
 
     cache = out.parent / ".cache" if out.parent != out else out / ".cache"
@@ -129,13 +150,21 @@ def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datase
     train_loader, val_loader, generator = _loaders(args, train_pre, val_pre, processor)
 
     model = create_model(model_config)
-    validate = _Validator(SegmentationPipeline(model, processor, device="cpu"), geometries_of(val_pre),
-                          original_masks(val_ds))
+    validate = _Validator(
+        SegmentationPipeline(model, processor, device="cpu"), geometries_of(val_pre), original_masks(val_ds)
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=args.lr_factor,
-                                                           patience=args.lr_patience)
-    state: dict[str, Any] = {"epoch": 0, "best_iou": -1.0, "best_epoch": -1, "history": [], "stale": 0,
-                             "train_seconds": 0.0}
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
+    )
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "best_iou": -1.0,
+        "best_epoch": -1,
+        "history": [],
+        "stale": 0,
+        "train_seconds": 0.0,
+    }
     ckpt = out / "checkpoints" / "last"
     if args.resume and (ckpt / "trainer_state.json").is_file():
         state = load_checkpoint(ckpt, model, optimizer, scheduler)
@@ -158,9 +187,15 @@ def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datase
         losses = _train_epoch(model, train_loader, optimizer, accelerator, args, epoch, start_time)
         val = validate(model, val_loader, accelerator)
         scheduler.step(val["mean_iou"])
-        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-               "val_loss": val["loss"], "val_iou": val["mean_iou"], "val_dice": val["mean_dice"],
-               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - start_time, 1)}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "val_loss": val["loss"],
+            "val_iou": val["mean_iou"],
+            "val_dice": val["mean_dice"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": round(time.time() - start_time, 1),
+        }
         state["history"].append(row)
         state["epoch"] = epoch + 1
         state["train_seconds"] = time.time() - start_time
@@ -176,8 +211,11 @@ def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datase
                     if k != "epoch":
                         writer.add_scalar(k, v, epoch + 1)
             if improved:
-                unwrapped.save_pretrained(out / "checkpoints" / "best", processor=processor,
-                                          card=run_card(unwrapped.config, processor, args, val, "validation", state))
+                unwrapped.save_pretrained(
+                    out / "checkpoints" / "best",
+                    processor=processor,
+                    card=run_card(unwrapped.config, processor, args, val, "validation", state),
+                )
             write_logs(out, state["history"])
             if (epoch + 1) % max(1, args.checkpoint_every) == 0 or epoch + 1 == args.epochs:
                 save_checkpoint(ckpt, unwrapped, optimizer, scheduler, state)
@@ -189,10 +227,15 @@ def train(model_config: TrusSegConfig, args: TrainingArguments, train_ds: datase
             logger.info("stopping: time budget of %.1f min reached", args.max_train_minutes)
             break
 
-    summary: dict[str, Any] = {"best_epoch": state["best_epoch"], "best_val_iou": state["best_iou"],
-                               "best_val": state.get("best_val"), "epochs_run": state["epoch"],
-                               "train_seconds": round(state["train_seconds"], 1),
-                               "train_images": len(train_pre), "val_images": len(val_pre)}
+    summary: dict[str, Any] = {
+        "best_epoch": state["best_epoch"],
+        "best_val_iou": state["best_iou"],
+        "best_val": state.get("best_val"),
+        "epochs_run": state["epoch"],
+        "train_seconds": round(state["train_seconds"], 1),
+        "train_images": len(train_pre),
+        "val_images": len(val_pre),
+    }
     if accelerator.is_main_process:
         summary.update(finalize_run(out, args, test_ds, state))
     accelerator.wait_for_everyone()

@@ -46,19 +46,45 @@ def write_logs(out: Path, history: list[dict[str, Any]]) -> None:
 def _dataset_name(args: TrainingArguments) -> str:
     if args.dataset_name:
         return args.dataset_name
-    return "synthetic TRUS phantoms (trus-hf)" if args.data.startswith("synthetic:") else Path(args.data).name or args.data
+    return (
+        "synthetic TRUS phantoms (trus-hf)" if args.data.startswith("synthetic:") else Path(args.data).name or args.data
+    )
 
 
-def run_card(config, processor, args: TrainingArguments, metrics, split: str, state,
-             repo_id: str = MODEL_ID_PLACEHOLDER, fold_summary=None) -> str:
+def run_card(
+    config,
+    processor,
+    args: TrainingArguments,
+    metrics,
+    split: str,
+    state,
+    repo_id: str = MODEL_ID_PLACEHOLDER,
+    fold_summary=None,
+) -> str:
     """The model card of a checkpoint of this run: recipe, data and the metrics it was chosen or tested on."""
-    training = {"loss": f"{config.dice_weight} x Dice + {config.bce_weight} x BCE", "optimizer": "Adam",
-                "learning_rate": args.learning_rate, "scheduler": "ReduceLROnPlateau(max val IoU, "
-                f"factor={args.lr_factor}, patience={args.lr_patience})", "batch_size": args.batch_size,
-                "epochs_run": state.get("epoch"), "best_epoch": state.get("best_epoch"), "image_size": args.image_size,
-                "augmentation": args.augment, "seed": args.seed, "data": args.data}
-    return render_model_card(config, processor, metrics=metrics, dataset_name=_dataset_name(args), eval_split=split,
-                             repo_id=repo_id, training=training, fold_summary=fold_summary)
+    training = {
+        "loss": f"{config.dice_weight} x Dice + {config.bce_weight} x BCE",
+        "optimizer": "Adam",
+        "learning_rate": args.learning_rate,
+        "scheduler": f"ReduceLROnPlateau(max val IoU, factor={args.lr_factor}, patience={args.lr_patience})",
+        "batch_size": args.batch_size,
+        "epochs_run": state.get("epoch"),
+        "best_epoch": state.get("best_epoch"),
+        "image_size": args.image_size,
+        "augmentation": args.augment,
+        "seed": args.seed,
+        "data": args.data,
+    }
+    return render_model_card(
+        config,
+        processor,
+        metrics=metrics,
+        dataset_name=_dataset_name(args),
+        eval_split=split,
+        repo_id=repo_id,
+        training=training,
+        fold_summary=fold_summary,
+    )
 
 
 def finalize_run(out: Path, args: TrainingArguments, test_ds, state) -> dict[str, Any]:
@@ -78,9 +104,12 @@ def finalize_run(out: Path, args: TrainingArguments, test_ds, state) -> dict[str
         result["test"] = metrics
     repo_id = args.push_to_hub or MODEL_ID_PLACEHOLDER
     dtype = torch.float16 if args.save_dtype == "float16" else None
-    model.save_pretrained(out / "model", processor=processor,
-                          card=run_card(model.config, processor, args, metrics, split, state, repo_id=repo_id),
-                          dtype=dtype)
+    model.save_pretrained(
+        out / "model",
+        processor=processor,
+        card=run_card(model.config, processor, args, metrics, split, state, repo_id=repo_id),
+        dtype=dtype,
+    )
     shutil.copy(out / "training_curves.png", out / "model" / "training_curves.png")
     write_json(out / "summary.json", {**result, "best_val_iou": state["best_iou"], "best_epoch": state["best_epoch"]})
     if args.push_to_hub:

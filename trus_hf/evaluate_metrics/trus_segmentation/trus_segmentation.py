@@ -15,7 +15,9 @@ import numpy as np
 
 from trus_hf.metrics import aggregate, binary_metrics
 
-_DESCRIPTION = "Per-image IoU, Dice, precision and recall of binary masks, averaged over images, plus pooled (micro) IoU/Dice."
+_DESCRIPTION = (
+    "Per-image IoU, Dice, precision and recall of binary masks, averaged over images, plus pooled (micro) IoU/Dice."
+)
 _KWARGS_DESCRIPTION = """
 Args:
     predictions: list of 2-D binary masks (0/1).
@@ -32,10 +34,12 @@ class TrusSegmentation(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
-                "references": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
-            }),
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
+                    "references": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
+                }
+            ),
         )
 
     def _compute(self, predictions, references):
