@@ -6,7 +6,9 @@ import pkgutil
 
 import trus_hf
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(trus_hf.__path__, "trus_hf.") if "evaluate_metrics" not in m.name)
+MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(trus_hf.__path__, "trus_hf.") if "evaluate_metrics" not in m.name
+)
 
 
 def test_docstring_examples_run():

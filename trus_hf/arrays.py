@@ -21,10 +21,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["MAX_PIXELS", "mask_to_binary", "pil_to_array", "to_gray_float", "to_rgb8"]
+__all__ = ["IGNORE", "MAX_PIXELS", "label_stack", "mask_to_binary", "pil_to_array", "to_gray_float", "to_rgb8"]
 
 #: The largest image (height x width) the library decodes or processes; larger inputs get a `ValueError`.
 MAX_PIXELS = 40_000_000
+#: Value of a label stack's pixels that no annotation covers (a label not annotated on an image).
+IGNORE = 255
 
 
 def pil_to_array(im: Image.Image, name: str = "image") -> np.ndarray:
@@ -146,3 +148,14 @@ def mask_to_binary(mask: Any, name: str = "mask") -> np.ndarray:
             f"{name}: mask values must be {{0, 1}} or {{0, 255}}, got {shown}{' ...' if values.size > 10 else ''}"
         )
     return (m > 0).astype(np.uint8)
+
+
+def label_stack(stack: Any, name: str = "labels") -> np.ndarray:
+    """Validate a stack of per-label masks (L, H, W) with values 0, 1 and `IGNORE` -> uint8."""
+    m = np.asarray(stack)
+    if m.ndim != 3 or m.size == 0:
+        raise ValueError(f"{name}: expected a label stack of shape (labels, H, W), got {m.shape}")
+    bad = set(np.unique(m).tolist()) - {0, 1, IGNORE}
+    if bad:
+        raise ValueError(f"{name}: label stack values must be 0, 1 or {IGNORE} (not annotated), got {sorted(bad)[:10]}")
+    return m.astype(np.uint8)

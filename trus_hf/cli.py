@@ -31,14 +31,17 @@ def _list_inputs(path: Path) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_synth(a: argparse.Namespace) -> None:
-    from .synthetic import PhantomConfig, write_phantom_dataset
+    from .synthetic import PRESETS, write_phantom_dataset
 
+    config = PRESETS[a.preset]
+    if a.lesion_contrast is not None:
+        config = config.replace(lesion_contrast=tuple(a.lesion_contrast))
     out = write_phantom_dataset(
         a.out,
         a.n,
         (a.size, a.size),
         seed=a.seed,
-        config=PhantomConfig(lesion_contrast=a.lesion_contrast),
+        config=config,
         target=a.target,
         overwrite=a.overwrite,
     )
@@ -226,7 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=512, help="frame size (square)")
     s.add_argument("--seed", type=int, default=0, help="first seed; frame i uses seed+i")
     s.add_argument("--target", choices=["lesion", "gland"], default="lesion", help="which mask is the label")
-    s.add_argument("--lesion-contrast", type=float, default=0.45, help="lesion/gland echogenicity (lower = easier)")
+    s.add_argument(
+        "--preset",
+        choices=["default", "clean", "hard", "shifted"],
+        default="default",
+        help="generator settings: default (training ranges), clean, hard, shifted (outside the defaults)",
+    )
+    s.add_argument(
+        "--lesion-contrast",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="C",
+        help="lesion/surrounding echo amplitude, one value or a LOW HIGH range (1 = isoechoic)",
+    )
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     s.set_defaults(func=cmd_synth)
 

@@ -43,7 +43,11 @@ class TrusSegConfig:
         pretrained_backbone: Segformer only: a Hub ID of an MiT checkpoint (e.g. ``nvidia/mit-b0``) to start from.
         num_channels: input channels (the processor replicates grayscale to this many).
         dice_weight, bce_weight: loss = dice_weight * Dice + bce_weight * BCE.
-        label: what the positive class is (``lesion`` or ``gland``).
+        labels: the label names, one sigmoid output channel each (labels may overlap, e.g. ``["gland", "lesion"]``);
+            one label (``["lesion"]``) is a binary model.
+        label_weights: per-label weights of the loss (default: all 1).
+        primary_label: the label a single mask stands for (`SegmentationResult.mask`, a single ground truth);
+            default ``lesion`` when present, else the first label.
     """
 
     architecture: str = field(default="fpn", metadata={"help": "fpn (segmentation-models-pytorch) or segformer"})
@@ -58,7 +62,12 @@ class TrusSegConfig:
     num_channels: int = field(default=3, metadata={"help": "input channels (gray is replicated to this many)"})
     dice_weight: float = field(default=1.0, metadata={"help": "weight of the Dice loss"})
     bce_weight: float = field(default=1.0, metadata={"help": "weight of the BCE loss"})
-    label: str = field(default="lesion", metadata={"help": "name of the positive class"})
+    labels: list[str] = field(
+        default_factory=lambda: ["lesion"],
+        metadata={"help": "label names, one sigmoid channel each, e.g. gland lesion"},
+    )
+    label_weights: list[float] | None = field(default=None, metadata={"help": "per-label loss weights"})
+    primary_label: str | None = field(default=None, metadata={"help": "the label a single mask stands for"})
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -70,11 +79,44 @@ class TrusSegConfig:
                 f"loss weights must be >= 0 and not both 0, got dice={self.dice_weight}, bce={self.bce_weight}"
             )
 
+        self.labels = [str(label) for label in self.labels]
+        if not self.labels or len(set(self.labels)) != len(self.labels) or not all(self.labels):
+            raise ValueError(f"labels must be distinct non-empty names, got {self.labels}")
+        if self.label_weights is not None:
+            self.label_weights = [float(w) for w in self.label_weights]
+            if len(self.label_weights) != len(self.labels) or min(self.label_weights) < 0:
+                raise ValueError(
+                    f"label_weights needs one weight >= 0 per label {self.labels}, got {self.label_weights}"
+                )
+        if self.primary_label is None:
+            self.primary_label = "lesion" if "lesion" in self.labels else self.labels[0]
+        if self.primary_label not in self.labels:
+            raise ValueError(f"primary_label {self.primary_label!r} is not one of the labels {self.labels}")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    @property
+    def label(self) -> str:
+        """The primary label (what a binary model segments)."""
+        return self.primary_label
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrusSegConfig:
+        """From `to_dict` output; configs saved before labels were a list (``"label": "gland"``) still load."""
+        data = dict(data)
+        if "label" in data:
+            old = data.pop("label")
+            data.setdefault("labels", [old])
+            data.setdefault("primary_label", old)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -17,37 +17,76 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .arrays import mask_to_binary
+from .data import mask_column
 from .fileio import write_csv, write_json
 from .metrics import aggregate, binary_metrics
 from .pipeline import SegmentationPipeline
 from .report import write_report
 
-__all__ = ["bootstrap_ci", "compare", "evaluate_dataset", "evaluate_models"]
+__all__ = [
+    "bootstrap_ci",
+    "compare",
+    "evaluate_dataset",
+    "evaluate_models",
+    "ground_truth_columns",
+    "of_label",
+    "summarize",
+]
 
 _METRICS = ("iou", "dice", "precision", "recall")
+
+
+def ground_truth_columns(ds: datasets.Dataset, labels: list[str], primary: str) -> dict[str, str]:
+    """Which dataset column scores which of the model's labels: ``mask_<label>`` columns by name, else a single
+    ``mask`` column scores the primary label."""
+    by_name = {lb: mask_column(lb) for lb in labels if mask_column(lb) in ds.column_names}
+    if by_name:
+        return by_name
+    if "mask" in ds.column_names:
+        return {primary: "mask"}
+    raise ValueError(f"the dataset has no ground truth for the labels {labels} (columns {ds.column_names})")
 
 
 def evaluate_dataset(
     pipeline: SegmentationPipeline, ds: datasets.Dataset, keep_predictions: bool = False, desc: str = "evaluating"
 ) -> list[dict[str, Any]]:
-    """Per-image metrics (IoU, Dice, precision, recall, HD95, areas) at the ORIGINAL resolution of each image."""
+    """Per-image metrics (IoU, Dice, precision, recall, HD95, areas) at the ORIGINAL resolution of each image: one
+    row per image and scored label (a label not annotated on an image is not scored there)."""
+    columns = ground_truth_columns(ds, pipeline.labels, pipeline.primary_label)
     rows = []
     for i in tqdm(range(len(ds)), desc=desc, leave=False):
         item = ds[i]
-        gt = mask_to_binary(np.asarray(item["mask"]), name=f"mask of {item.get('file', i)}")
         res = pipeline(np.asarray(item["image"]))  # metrics computed once below, with HD95
-        m = binary_metrics(res.mask, gt, with_hd95=True)
-        row = {
-            "index": i,
-            "file": item.get("file", str(i)),
-            "group": item.get("group", ""),
-            **{k: m[k] for k in (*_METRICS, "hd95", "pred_area", "target_area", "tp", "fp", "fn", "tn")},
-            "inference_ms": res.timings_ms.get("inference", float("nan")),
-        }
-        if keep_predictions:
-            row["_pred"] = res.mask
-        rows.append(row)
+        for label, column in columns.items():
+            if item[column] is None:
+                continue
+            gt = mask_to_binary(np.asarray(item[column]), name=f"{label} mask of {item.get('file', i)}")
+            m = binary_metrics(res.masks[label], gt, with_hd95=True)
+            row = {
+                "index": i,
+                "file": item.get("file", str(i)),
+                "group": item.get("group", ""),
+                "label": label,
+                **{k: m[k] for k in (*_METRICS, "hd95", "pred_area", "target_area", "tp", "fp", "fn", "tn")},
+                "inference_ms": res.timings_ms.get("inference", float("nan")),
+            }
+            if keep_predictions:
+                row["_pred"] = res.masks[label]
+            rows.append(row)
     return rows
+
+
+def of_label(rows: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r["label"] == label]
+
+
+def summarize(rows: list[dict[str, Any]], primary: str) -> dict[str, Any]:
+    """The primary label's summary at the top level (mean, median, std, bootstrap CI per metric) and every scored
+    label's under ``labels``."""
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    per_label = {lb: _summary(of_label(rows, lb)) for lb in labels}
+    top = per_label.get(primary) or per_label[labels[0]]
+    return {**top, "labels": per_label}
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
@@ -99,22 +138,33 @@ def compare(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], metric: 
 def evaluate_models(
     pipelines: dict[str, SegmentationPipeline], ds: datasets.Dataset, out_dir: str | Path, n_examples: int = 4
 ) -> dict[str, Any]:
-    """Evaluate every model on ``ds`` and write per_image.csv, summary.json, plots and report.html into ``out_dir``."""
+    """Evaluate every model on ``ds`` and write per_image.csv, summary.json, plots and report.html into ``out_dir``.
+    Several labels: summaries and paired comparisons per label (the primary label's at the top level)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = list(pipelines)
+    primary = pipelines[names[0]].primary_label
     rows = {n: evaluate_dataset(p, ds, keep_predictions=True, desc=f"evaluating {n}") for n, p in pipelines.items()}
-    summary: dict[str, Any] = {"dataset_size": len(ds), "models": {n: _summary(r) for n, r in rows.items()}}
+    summary: dict[str, Any] = {
+        "dataset_size": len(ds),
+        "primary_label": primary,
+        "models": {n: summarize(r, primary) for n, r in rows.items()},
+    }
     if len(names) >= 2:
-        summary["comparisons"] = {
-            f"{a} vs {b}": {m: compare(rows[a], rows[b], m) for m in ("iou", "dice")}
-            for i, a in enumerate(names)
-            for b in names[i + 1 :]
-        }
-    fields = ["model", "index", "file", "group", *_METRICS, "hd95", "pred_area", "target_area", "inference_ms"]
+        summary["comparisons"] = {}
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                shared = [lb for lb in summary["models"][a]["labels"] if lb in summary["models"][b]["labels"]]
+                per_label = {
+                    lb: {m: compare(of_label(rows[a], lb), of_label(rows[b], lb), m) for m in ("iou", "dice")}
+                    for lb in shared
+                }
+                top = per_label.get(primary) or per_label[shared[0]]
+                summary["comparisons"][f"{a} vs {b}"] = {**top, "labels": per_label}
+    fields = ["model", "index", "file", "group", "label", *_METRICS, "hd95", "pred_area", "target_area", "inference_ms"]
     write_csv(out / "per_image.csv", [{"model": n, **r} for n in names for r in rows[n]], fields)
     write_json(out / "summary.json", summary)
-    write_report(out, rows, summary, ds, n_examples)
+    write_report(out, {n: of_label(r, primary) or r for n, r in rows.items()}, summary, ds, n_examples)
     for n in names:
         for r in rows[n]:
             r.pop("_pred", None)

@@ -32,7 +32,7 @@ import numpy as np
 from transformers.image_processing_base import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .arrays import MAX_PIXELS, mask_to_binary, to_gray_float
+from .arrays import IGNORE, MAX_PIXELS, label_stack, mask_to_binary, to_gray_float
 
 # to_gray_float lives in trus_hf.arrays; it stays importable from here, where users met it first.
 __all__ = ["Geometry", "TrusImageProcessor", "detect_ultrasound_roi", "isotropic_diffusion", "to_gray_float"]
@@ -67,9 +67,10 @@ def detect_ultrasound_roi(
 ) -> tuple[int, int, int, int]:
     """Bounding box (x0, y0, x1, y1) of the ultrasound fan or rectangle in a grayscale frame in [0, 1].
 
-    The image area is the largest connected bright region after smoothing and a morphological opening that removes
-    thin structures (burned-in text, rulers, UI lines). When no region covers at least ``min_fraction`` of the frame,
-    the whole frame is returned.
+    The image area is the largest connected bright region after smoothing and a wide morphological opening, which
+    cuts off what touches it thinly (burned-in text, rulers, calipers, UI lines); the box is then taken over the
+    bright pixels within a few pixels of that region, so the fan's own corners are kept. When no region covers at
+    least ``min_fraction`` of the frame, the whole frame is returned.
     """
     h, w = gray.shape
     full = (0, 0, w, h)
@@ -78,15 +79,19 @@ def detect_ultrasound_roi(
     k = max(3, (min(h, w) // 50) | 1)
     smooth = cv2.blur(gray, (k, k))
     binary = (smooth > threshold).astype(np.uint8)
-    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    wide = max(2 * k + 1, (min(h, w) // 12) | 1)
+    opened = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (wide, wide)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     if n <= 1:
         return full
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, bw, bh, area = stats[best]
-    if area < min_fraction * h * w:
+    if stats[best, cv2.CC_STAT_AREA] < min_fraction * h * w:
         return full
-    return int(x), int(y), int(x + bw), int(y + bh)
+    region = cv2.dilate(
+        (labels == best).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2)
+    )
+    ys, xs = np.nonzero(region & binary)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def isotropic_diffusion(image: np.ndarray, iterations: int = 10, step: float = 0.2) -> np.ndarray:
@@ -258,8 +263,15 @@ class TrusImageProcessor(BaseImageProcessor):
         return self.finalize(x), geo
 
     def prepare_mask(self, mask: np.ndarray, geo: Geometry) -> np.ndarray:
-        """A 0/1 mask mapped into the model input canvas of ``geo`` (nearest neighbour)."""
-        return self._place(mask, geo, cv2.INTER_NEAREST_EXACT)
+        """A 0/1 mask (H, W), or a label stack (L, H, W) with values 0, 1 and `trus_hf.losses.IGNORE`, mapped into
+        the model input canvas of ``geo`` (nearest neighbour). A channel that is entirely IGNORE (a label not
+        annotated on this image) stays IGNORE in the padding too."""
+        if mask.ndim == 2:
+            return self._place(mask, geo, cv2.INTER_NEAREST_EXACT)
+        out = np.stack([self._place(np.ascontiguousarray(m), geo, cv2.INTER_NEAREST_EXACT) for m in mask])
+        unannotated = (mask == IGNORE).all(axis=(1, 2))
+        out[unannotated] = IGNORE
+        return out
 
     #: Validation of ground-truth masks (`trus_hf.arrays.mask_to_binary`), reachable from the processor as in
     #: transformers' processors.
@@ -268,8 +280,10 @@ class TrusImageProcessor(BaseImageProcessor):
     def preprocess(self, images: Any, masks: Any = None, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         """Process one image or a list of images (and optional masks of the same sizes).
 
-        Returns a `BatchFeature` with ``pixel_values`` (N, C, H, W), ``labels`` (N, H, W) int64 when masks are given,
-        and ``geometries``: a list of `Geometry` for `post_process_semantic_segmentation`.
+        A mask is a 0/1 mask (H, W) for one label, or a label stack (L, H, W) for several (values 0, 1 and
+        `trus_hf.losses.IGNORE` where a label is not annotated). Returns a `BatchFeature` with ``pixel_values``
+        (N, C, H, W), ``labels`` (N, H, W) or (N, L, H, W) int64 when masks are given, and ``geometries``: a list of
+        `Geometry` for `post_process_semantic_segmentation`.
         """
         if kwargs:
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
@@ -284,10 +298,15 @@ class TrusImageProcessor(BaseImageProcessor):
             pixels.append(x)
             geos.append(geo)
             if mask_list is not None:
-                m = self.mask_to_binary(mask_list[i], name=f"mask {i}")
-                if m.shape != gray.shape:
+                raw = np.asarray(mask_list[i])
+                m = (
+                    label_stack(raw, f"mask {i}")
+                    if raw.ndim == 3 and raw.shape[1:] == gray.shape
+                    else self.mask_to_binary(raw, name=f"mask {i}")
+                )
+                if m.shape[-2:] != gray.shape:
                     raise ValueError(
-                        f"mask {i}: size {m.shape[1]}x{m.shape[0]} differs from its image "
+                        f"mask {i}: size {m.shape[-1]}x{m.shape[-2]} differs from its image "
                         f"{gray.shape[1]}x{gray.shape[0]}"
                     )
                 labels.append(self.prepare_mask(m, geo))
@@ -312,8 +331,8 @@ class TrusImageProcessor(BaseImageProcessor):
         logits = np.asarray(logits, dtype=np.float32)
         if logits.ndim == 3:
             logits = logits[:, None]
-        if logits.ndim != 4 or logits.shape[1] != 1:
-            raise ValueError(f"expected binary logits of shape (N, 1, H, W), got {logits.shape}")
+        if logits.ndim != 4:
+            raise ValueError(f"expected logits of shape (N, labels, H, W), got {logits.shape}")
         return logits
 
     def post_process_logits(
@@ -322,16 +341,17 @@ class TrusImageProcessor(BaseImageProcessor):
         geometries: Sequence[Geometry | dict] | None = None,
         target_sizes: Sequence[tuple[int, int]] | None = None,
     ) -> list[np.ndarray]:
-        """Logits -> probability maps (float32 in [0, 1]) in the original image geometry.
+        """Logits -> probability maps (float32 in [0, 1]) in the original image geometry: (H, W) per image for one
+        label, (L, H, W) for several.
 
         With ``geometries`` (from `preprocess`) crop, resize and padding are undone exactly; outside the crop the
         probability is 0. With only ``target_sizes`` the whole canvas is resized, as transformers processors do.
         """
         logits = self._logits_numpy(outputs)
-        n = logits.shape[0]
+        n, n_labels = logits.shape[:2]
         if geometries is None:
             if target_sizes is None:
-                return [_sigmoid(logits[i, 0]) for i in range(n)]
+                return [_sigmoid(logits[i, 0] if n_labels == 1 else logits[i]) for i in range(n)]
             geometries = [
                 Geometry(h, w, (0, 0, w, h), tuple(logits.shape[2:]), (0, 0), tuple(logits.shape[2:]))
                 for h, w in target_sizes
@@ -343,12 +363,12 @@ class TrusImageProcessor(BaseImageProcessor):
             geo = Geometry(**geo) if isinstance(geo, dict) else geo
             top, left = geo.offset
             rh, rw = geo.resized
-            region = logits[i, 0, top : top + rh, left : left + rw]
             x0, y0, x1, y1 = geo.crop
-            region = cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-            out = np.zeros((geo.orig_height, geo.orig_width), np.float32)
-            out[y0:y1, x0:x1] = _sigmoid(region)
-            probs.append(out)
+            out = np.zeros((n_labels, geo.orig_height, geo.orig_width), np.float32)
+            for c in range(n_labels):
+                region = logits[i, c, top : top + rh, left : left + rw]
+                out[c, y0:y1, x0:x1] = _sigmoid(cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR))
+            probs.append(out[0] if n_labels == 1 else out)
         return probs
 
     def post_process_semantic_segmentation(
@@ -358,5 +378,5 @@ class TrusImageProcessor(BaseImageProcessor):
         geometries: Sequence[Geometry | dict] | None = None,
         threshold: float = 0.5,
     ) -> list[np.ndarray]:
-        """Logits -> uint8 0/1 masks at the original image size (see `post_process_logits`)."""
+        """Logits -> uint8 0/1 masks at the original image size, (H, W) or (L, H, W) (see `post_process_logits`)."""
         return [(p > threshold).astype(np.uint8) for p in self.post_process_logits(outputs, geometries, target_sizes)]

@@ -1,27 +1,59 @@
-"""Dice + BCE loss for binary segmentation logits (smp's DiceLoss and torch's BCEWithLogitsLoss, weighted)."""
+"""Dice + BCE for one sigmoid channel per label (smp's DiceLoss and torch's BCE with logits), weighted per label,
+with pixels marked `IGNORE` (a label not annotated on an image) left out of both terms.
+
+Example:
+    >>> import torch
+    >>> from trus_hf.losses import IGNORE, DiceBCELoss
+    >>> logits = torch.zeros(1, 2, 4, 4)
+    >>> labels = torch.zeros(1, 2, 4, 4, dtype=torch.long)
+    >>> labels[:, 0] = IGNORE  # the first label is not annotated on this image
+    >>> float(DiceBCELoss()(logits, labels)) > 0
+    True
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 
-__all__ = ["DiceBCELoss"]
+from .arrays import IGNORE
+
+__all__ = ["IGNORE", "DiceBCELoss"]
 
 
 class DiceBCELoss(nn.Module):
-    """``dice_weight * Dice + bce_weight * BCE`` on logits (N, 1, H, W) against labels (N, H, W) or (N, 1, H, W)."""
+    """``sum_c w_c (dice_weight * Dice_c + bce_weight * BCE_c) / sum_c w_c`` over the label channels ``c`` of logits
+    (N, C, H, W) against 0/1 labels (N, C, H, W), or (N, H, W) for one channel; `IGNORE` pixels are left out. A
+    channel without any annotated pixel in the batch contributes nothing."""
 
-    def __init__(self, dice_weight: float = 1.0, bce_weight: float = 1.0):
+    def __init__(self, dice_weight: float = 1.0, bce_weight: float = 1.0, label_weights: Sequence[float] | None = None):
         super().__init__()
         self.dice_weight, self.bce_weight = dice_weight, bce_weight
-        self.dice = DiceLoss(mode="binary", from_logits=True)
-        self.bce = nn.BCEWithLogitsLoss()
+        self.label_weights = list(label_weights) if label_weights is not None else None
+        self.dice = DiceLoss(mode="binary", from_logits=True, ignore_index=IGNORE)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if labels.ndim == 3:
             labels = labels[:, None]
         if labels.shape != logits.shape:
             raise ValueError(f"labels shape {tuple(labels.shape)} does not match logits {tuple(logits.shape)}")
-        target = labels.to(logits.dtype)
-        return self.dice_weight * self.dice(logits, target) + self.bce_weight * self.bce(logits, target)
+        weights = self.label_weights or [1.0] * logits.shape[1]
+        total = logits.new_zeros(())
+        norm = 0.0
+        for c, w in enumerate(weights):
+            if w == 0:
+                continue
+            target = labels[:, c : c + 1]
+            valid = target != IGNORE
+            if not bool(valid.any()):
+                continue
+            x = logits[:, c : c + 1]
+            bce = F.binary_cross_entropy_with_logits(x[valid], target[valid].to(x.dtype))
+            dice = self.dice(x, target) if self.dice_weight else x.new_zeros(())
+            total = total + w * (self.dice_weight * dice + self.bce_weight * bce)
+            norm += w
+        return total / norm if norm else logits.sum() * 0.0

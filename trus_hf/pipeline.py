@@ -37,13 +37,22 @@ __all__ = ["SegmentationPipeline", "SegmentationResult", "largest_component"]
 
 @dataclass
 class SegmentationResult:
-    """One image's prediction. ``mask`` is uint8 0/1 and ``probabilities`` float32, both at the original size."""
+    """One image's prediction, at the original size: ``masks`` (uint8 0/1) and ``label_probabilities`` (float32)
+    per label; ``mask`` and ``probabilities`` are those of the model's primary label (the only one of a binary
+    model), ``metrics`` its scores against the ground truth and ``label_metrics`` every scored label's."""
 
     mask: np.ndarray
     probabilities: np.ndarray
     metrics: dict[str, float] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     source: str | None = None
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    label_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    label_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.masks)
 
     @property
     def iou(self) -> float | None:
@@ -83,14 +92,16 @@ def _channels_last(model: Any) -> bool:
 
 
 class SegmentationPipeline:
-    """Predict binary masks with a trus-hf model and its processor.
+    """Predict one mask per label with a trus-hf model and its processor.
 
     Args:
         model: a `TrusSegmentationModel`, an `OnnxSegmentationModel`, or a list of either (an ensemble: the
             probabilities of the members are averaged, e.g. the K models of a cross-validation).
         processor: the model's `TrusImageProcessor`.
         threshold: probability above which a pixel is foreground.
-        largest_component_only: keep only the largest connected component of the mask.
+        largest_component_only: keep only the largest connected component of each label's mask.
+        lesion_within_gland: for a model with ``gland`` and ``lesion`` labels, keep only the lesion inside the
+            predicted gland (cancer is judged inside the prostate).
         tta_flip: average the prediction with that of the horizontally flipped image.
         batch_size: images per forward pass when a list is given.
         device: torch device for PyTorch models (default: CUDA when available).
@@ -105,11 +116,20 @@ class SegmentationPipeline:
         tta_flip: bool = False,
         batch_size: int = 4,
         device: str | torch.device | None = None,
+        lesion_within_gland: bool = False,
     ):
         threshold = _checked_threshold(threshold)
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
         if not self.models:
             raise ValueError("at least one model is needed")
+        configs = [m.config for m in self.models]
+        if any(c.labels != configs[0].labels for c in configs):
+            raise ValueError(f"ensemble members predict different labels: {[c.labels for c in configs]}")
+        self.labels: list[str] = list(configs[0].labels)
+        self.primary_label: str = configs[0].primary_label
+        if lesion_within_gland and not {"gland", "lesion"} <= set(self.labels):
+            raise ValueError(f"lesion_within_gland needs a model with 'gland' and 'lesion' labels, got {self.labels}")
+        self.lesion_within_gland = lesion_within_gland
         self.processor = processor
         self.threshold = threshold
         self.largest_component_only = largest_component_only
@@ -158,6 +178,24 @@ class SegmentationPipeline:
                 outs.append(m(torch.flip(x, dims=[-1])).logits.float().cpu().flip(dims=[-1]))
         return torch.stack(outs).mean(0) if len(outs) > 1 else outs[0]
 
+    def _ground_truths(self, gt: Any) -> dict[str, np.ndarray]:
+        """One image's ground truth -> {label: 0/1 mask}: a single mask (file, array) is the primary label's; a dict
+        names its labels (None entries are skipped)."""
+        if gt is None:
+            return {}
+        items = gt.items() if isinstance(gt, dict) else [(self.primary_label, gt)]
+        out = {}
+        for label, mask in items:
+            if label not in self.labels:
+                raise ValueError(f"ground truth for unknown label {label!r}; the model predicts {self.labels}")
+            if mask is not None:
+                out[label] = (
+                    read_mask(mask)
+                    if isinstance(mask, (str, Path))
+                    else mask_to_binary(mask, f"ground truth ({label})")
+                )
+        return out
+
     def postprocess(
         self,
         logits: Any,
@@ -166,35 +204,54 @@ class SegmentationPipeline:
         threshold: float | None = None,
     ) -> list[SegmentationResult]:
         """Logits of a processed batch -> results at the original size: probabilities mapped back through each
-        image's geometry, thresholded, optionally reduced to the largest component, scored against the ground truth
-        (entries may be None). Training validation calls this too, so the checkpoint it keeps is chosen by the same
-        masks and metrics that evaluation reports."""
+        image's geometry, thresholded, optionally reduced to the largest component and the lesion to the gland,
+        scored against the ground truth (entries may be None, a mask of the primary label or a dict per label).
+        Training validation calls this too, so the checkpoint it keeps is chosen by the same masks and metrics that
+        evaluation reports."""
         threshold = self.threshold if threshold is None else _checked_threshold(threshold)
         probs = self.processor.post_process_logits(logits, geometries)
         if ground_truths is not None and len(ground_truths) != len(probs):
             raise ValueError(f"got {len(probs)} predictions but {len(ground_truths)} ground truths")
         results = []
         for i, p in enumerate(probs):
-            mask = (p > threshold).astype(np.uint8)
-            if self.largest_component_only:
-                mask = largest_component(mask)
-            metrics = None
-            gt = ground_truths[i] if ground_truths is not None else None
-            if gt is not None:
-                gt = read_mask(gt) if isinstance(gt, (str, Path)) else mask_to_binary(gt, "ground truth")
-                if gt.shape != mask.shape:
+            stack = p[None] if p.ndim == 2 else p
+            if stack.shape[0] != len(self.labels):
+                raise ValueError(f"the model gave {stack.shape[0]} label channels for labels {self.labels}")
+            label_probs = dict(zip(self.labels, stack))
+            masks = {}
+            for label, prob in label_probs.items():
+                mask = (prob > threshold).astype(np.uint8)
+                masks[label] = largest_component(mask) if self.largest_component_only else mask
+            if self.lesion_within_gland:
+                masks["lesion"] = masks["lesion"] & masks["gland"]
+                label_probs["lesion"] = label_probs["lesion"] * masks["gland"]
+            gts = self._ground_truths(ground_truths[i] if ground_truths is not None else None)
+            label_metrics = {}
+            for label, gt in gts.items():
+                if gt.shape != masks[label].shape:
                     raise ValueError(
                         f"ground truth size {gt.shape[1]}x{gt.shape[0]} differs from the image "
-                        f"{mask.shape[1]}x{mask.shape[0]}"
+                        f"{masks[label].shape[1]}x{masks[label].shape[0]}"
                     )
-                metrics = binary_metrics(mask, gt)
-            results.append(SegmentationResult(mask, p, metrics))
+                label_metrics[label] = binary_metrics(masks[label], gt)
+            primary = self.primary_label
+            results.append(
+                SegmentationResult(
+                    masks[primary],
+                    label_probs[primary],
+                    label_metrics.get(primary),
+                    masks=masks,
+                    label_probabilities=label_probs,
+                    label_metrics=label_metrics,
+                )
+            )
         return results
 
     def predict(
         self, images: Sequence[Any], ground_truths: Sequence[Any] | None = None, threshold: float | None = None
     ) -> list[SegmentationResult]:
-        """Predict a list of inputs; ``ground_truths`` (same length, entries may be None) adds IoU/Dice.
+        """Predict a list of inputs; ``ground_truths`` (same length; entries may be None, a mask of the primary label
+        or a dict per label) adds IoU/Dice.
         ``threshold`` overrides the pipeline's for this call only (the pipeline is never mutated)."""
         threshold = self.threshold if threshold is None else _checked_threshold(threshold)
         if ground_truths is not None and len(ground_truths) != len(images):

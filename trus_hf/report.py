@@ -13,6 +13,7 @@ import datasets
 import numpy as np
 
 from .arrays import mask_to_binary
+from .data import mask_column
 from .fileio import atomic_file
 from .visualization import overlay
 
@@ -68,9 +69,11 @@ def _cases(name: str, rows: list[dict], ds: datasets.Dataset, out: Path, figures
             continue
         fig, axes = plt.subplots(1, len(idx), figsize=(3 * len(idx), 3), squeeze=False)
         for ax, i in zip(axes[0], idx):
-            item = ds[int(i)]
-            ax.imshow(overlay(np.asarray(item["image"]), rows[i]["_pred"], mask_to_binary(np.asarray(item["mask"]))))
-            ax.set_title(f"{rows[i]['file']}\nIoU {rows[i]['iou']:.3f}", fontsize=7)
+            row = rows[int(i)]
+            item = ds[int(row["index"])]
+            column = mask_column(row["label"]) if mask_column(row["label"]) in item else "mask"
+            ax.imshow(overlay(np.asarray(item["image"]), row["_pred"], mask_to_binary(np.asarray(item[column]))))
+            ax.set_title(f"{row['file']} ({row['label']})\nIoU {row['iou']:.3f}", fontsize=7)
             ax.axis("off")
         fig.suptitle(f"{name}: {label} cases (red: prediction, green: ground truth)", fontsize=9)
         _save(fig, out / f"{name}_{label}.png", f"{name}: {label} cases", figures)
@@ -85,21 +88,25 @@ def _html(summary: dict[str, Any], n_images: int, figures: list[tuple[str, str]]
         "both masks empty counts as 1.0.</p><table border=1 cellpadding=4><tr><th>model</th><th>IoU</th>"
         "<th>Dice</th><th>precision</th><th>recall</th><th>micro IoU</th></tr>"
     ]
-    for n, s in summary["models"].items():
-        parts.append(
-            f"<tr><td>{html.escape(n)}</td><td>{fmt(s['iou'])}</td><td>{fmt(s['dice'])}</td>"
-            f"<td>{s['precision']['mean']:.4f}</td><td>{s['recall']['mean']:.4f}</td>"
-            f"<td>{s['micro_iou']:.4f}</td></tr>"
-        )
+    for n, model in summary["models"].items():
+        for label, s in model["labels"].items():
+            name = n if len(model["labels"]) == 1 else f"{n}: {label}"
+            parts.append(
+                f"<tr><td>{html.escape(name)}</td><td>{fmt(s['iou'])}</td><td>{fmt(s['dice'])}</td>"
+                f"<td>{s['precision']['mean']:.4f}</td><td>{s['recall']['mean']:.4f}</td>"
+                f"<td>{s['micro_iou']:.4f}</td></tr>"
+            )
     parts.append("</table>")
-    for pair, comp in summary.get("comparisons", {}).items():
-        c = comp["iou"]
-        parts.append(
-            f"<h2>{html.escape(pair)}</h2><p>Mean IoU difference {c['mean_difference']:+.4f} (95% CI "
-            f"{c['ci95'][0]:+.4f} to {c['ci95'][1]:+.4f}), Wilcoxon signed-rank p = {c['wilcoxon_p']:.3g}; "
-            f"wins {c['wins_a']} / {c['wins_b']}, ties {c['ties']} of {c['n']} images. "
-            f"Dice: difference {comp['dice']['mean_difference']:+.4f}, p = {comp['dice']['wilcoxon_p']:.3g}.</p>"
-        )
+    for pair, comparison in summary.get("comparisons", {}).items():
+        for label, comp in comparison["labels"].items():
+            c = comp["iou"]
+            title = pair if len(comparison["labels"]) == 1 else f"{pair}: {label}"
+            parts.append(
+                f"<h2>{html.escape(title)}</h2><p>Mean IoU difference {c['mean_difference']:+.4f} (95% CI "
+                f"{c['ci95'][0]:+.4f} to {c['ci95'][1]:+.4f}), Wilcoxon signed-rank p = {c['wilcoxon_p']:.3g}; "
+                f"wins {c['wins_a']} / {c['wins_b']}, ties {c['ties']} of {c['n']} images. "
+                f"Dice: difference {comp['dice']['mean_difference']:+.4f}, p = {comp['dice']['wilcoxon_p']:.3g}.</p>"
+            )
     for title, b64 in figures:
         parts.append(f"<h3>{html.escape(title)}</h3><img src='data:image/png;base64,{b64}'/>")
     return (

@@ -16,6 +16,11 @@ Sources (`load_dataset` picks by ``format="auto"``), one module each:
 - ``synthetic`` and ``hub`` (`sources`): ``synthetic:N`` or ``synthetic:N:SIZE`` generates phantoms; a Hub dataset ID
   or a ``save_to_disk`` folder.
 
+Several labels (``labels=["gland", "lesion"]``): one ``mask_<label>`` column each instead of ``mask``; COCO,
+Roboflow and YOLO categories map to labels (``label_map``), folders hold one ``masks_<label>/`` folder per label or
+indexed masks (``label_values``); a label without annotation on an image is an explicit choice (``missing_labels``:
+``error`` lists the files, ``ignore`` stores None, left out of the loss, ``empty`` stores an empty mask).
+
 Every loader feeds one collector (`collect`) that validates each pair (readable, sizes match, mask values {0,1} or
 {0,255}). With ``strict=True`` (default) any problem raises one `ValueError` listing every offending file; with
 ``strict=False`` bad items are skipped and listed in the returned `DataReport`. Nothing is dropped silently.
@@ -27,18 +32,22 @@ Example:
     ['image', 'mask', 'group', 'source', 'file']
 """
 
-from .collect import FEATURES, DataReport
+from .collect import FEATURES, MISSING_POLICIES, DataReport, dataset_labels, mask_column
 from .loading import FORMATS, load_dataset, load_dataset_with_report
-from .sources import synthetic_dataset
+from .sources import PHANTOM_LABELS, synthetic_dataset
 from .splits import group_kfold, group_train_test_split
 
 __all__ = [
     "FEATURES",
     "FORMATS",
+    "MISSING_POLICIES",
+    "PHANTOM_LABELS",
     "DataReport",
+    "dataset_labels",
     "group_kfold",
     "group_train_test_split",
     "load_dataset",
     "load_dataset_with_report",
+    "mask_column",
     "synthetic_dataset",
 ]

@@ -34,20 +34,25 @@ def _rasterise(seg, h: int, w: int) -> np.ndarray | None:
 
 
 def _coco_masks(
-    ann_file: Path, category_names: Sequence[str] | None, report: DataReport
-) -> list[tuple[Path, np.ndarray]]:
+    ann_file: Path,
+    category_names: Sequence[str] | None,
+    report: DataReport,
+    label_map: dict[str, Sequence[str]] | None = None,
+) -> list[tuple[Path, np.ndarray, dict[str, np.ndarray | None] | None]]:
+    """(image, mask of the kept categories, per-label masks when ``label_map`` names each label's categories; a
+    label without any annotation on the image is None)."""
     try:
         coco = json.loads(ann_file.read_text())
         images, anns, cats = coco["images"], coco.get("annotations", []), coco.get("categories", [])
     except Exception as exc:
         raise ValueError(f"{ann_file}: not a COCO annotation file ({exc.__class__.__name__}: {exc})") from exc
-    keep_ids = None
-    if category_names:
-        by_name = {c["name"]: c["id"] for c in cats}
-        unknown = [n for n in category_names if n not in by_name]
-        if unknown:
-            raise ValueError(f"{ann_file}: categories {unknown} not found; available: {sorted(by_name)}")
-        keep_ids = {by_name[n] for n in category_names}
+    by_name = {c["name"]: c["id"] for c in cats}
+    wanted = list(category_names or []) + [n for names in (label_map or {}).values() for n in names]
+    unknown = sorted({n for n in wanted if n not in by_name})
+    if unknown:
+        raise ValueError(f"{ann_file}: categories {unknown} not found; available: {sorted(by_name)}")
+    keep_ids = {by_name[n] for n in category_names} if category_names else None
+    label_ids = {label: {by_name[n] for n in names} for label, names in (label_map or {}).items()}
     per_image: dict[int, list[dict]] = {}
     for a in anns:
         per_image.setdefault(a["image_id"], []).append(a)
@@ -56,17 +61,23 @@ def _coco_masks(
         path = ann_file.parent / im["file_name"]
         h, w = int(im["height"]), int(im["width"])
         mask = np.zeros((h, w), np.uint8)
+        labels: dict[str, np.ndarray | None] = {label: None for label in label_ids}
         for a in per_image.get(im["id"], []):
-            if (keep_ids is not None and a.get("category_id") not in keep_ids) or not a.get("segmentation"):
+            if not a.get("segmentation"):
                 continue
             try:
                 part = _rasterise(a["segmentation"], h, w)
             except Exception as exc:
                 report.skip(path, f"annotation {a.get('id')}: undecodable segmentation ({exc})")
                 continue
-            if part is not None:
+            if part is None:
+                continue
+            if keep_ids is None or a.get("category_id") in keep_ids:
                 mask |= part
-        out.append((path, mask))
+            for label, ids in label_ids.items():
+                if a.get("category_id") in ids:
+                    labels[label] = part if labels[label] is None else labels[label] | part
+        out.append((path, mask, labels if label_map else None))
     return out
 
 
@@ -86,15 +97,23 @@ def _annotation_files(root: Path) -> dict[str, Path]:
 
 
 def coco_candidates(
-    root: Path, report: DataReport, categories: Sequence[str] | None = None, group_pattern: str | None = None
+    root: Path,
+    report: DataReport,
+    categories: Sequence[str] | None = None,
+    group_pattern: str | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: dict[str, Sequence[str]] | None = None,
 ) -> dict[str, list[Candidate]]:
+    """Several labels: ``label_map`` gives each label its categories (default: the category of the same name)."""
+    if labels:
+        label_map = {label: list((label_map or {}).get(label, [label])) for label in labels}
     splits = {}
     for split, f in _annotation_files(root).items():
         items = []
-        for path, mask in _coco_masks(f, categories, report):
+        for path, mask, label_masks in _coco_masks(f, categories, report, label_map if labels else None):
             if not path.is_file():
                 report.skip(path, "image listed in the COCO file is missing")
                 continue
-            items.append(Candidate(path, mask, group_from(path.stem, group_pattern)))
+            items.append(Candidate(path, mask, group_from(path.stem, group_pattern), label_masks=label_masks))
         splits[split] = items
     return splits

@@ -48,6 +48,9 @@ FEATURES = datasets.Features(
         "file": datasets.Value("string"),
     }
 )
+#: What to do when a label has no annotation on an image: refuse (list the files), leave it out of the loss
+#: (``ignore``: the column holds None), or take it as annotated and empty (``empty``: no such structure).
+MISSING_POLICIES = ("error", "ignore", "empty")
 _SPLIT_NAMES = {
     "train": "train",
     "valid": "validation",
@@ -91,6 +94,53 @@ class Candidate:
     group: str
     extra: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    #: Several labels: the mask source of each label (None: no annotation of that label was found for the image).
+    label_masks: dict[str, Path | np.ndarray | None] | None = None
+
+
+def mask_column(label: str) -> str:
+    """The dataset column of one label's masks in a multi-label dataset."""
+    return f"mask_{label}"
+
+
+def dataset_labels(ds: datasets.Dataset) -> list[str] | None:
+    """The labels of a multi-label dataset (its ``mask_<label>`` columns), or None for a one-mask dataset."""
+    labels = [c[len("mask_") :] for c in ds.column_names if c.startswith("mask_")]
+    return labels or None
+
+
+def features_for(labels: Sequence[str] | None = None, extra_columns: Sequence[str] = ()) -> datasets.Features:
+    """The columns of a dataset: ``mask`` for one label, ``mask_<label>`` per label otherwise."""
+    if labels is None:
+        features = FEATURES.copy()
+    else:
+        features = datasets.Features(
+            {
+                "image": datasets.Image(),
+                **{mask_column(lb): datasets.Image() for lb in labels},
+                "group": datasets.Value("string"),
+                "source": datasets.Value("string"),
+                "file": datasets.Value("string"),
+            }
+        )
+    for col in extra_columns:
+        features[col] = datasets.Value("string")
+    return features
+
+
+def missing_policy(labels: Sequence[str], missing: str | dict[str, str]) -> dict[str, str]:
+    """The policy of every label, from one policy for all or a dict per label (``error`` for the rest)."""
+    policy = (
+        {lb: missing for lb in labels} if isinstance(missing, str) else {lb: missing.get(lb, "error") for lb in labels}
+    )
+    unknown = set(missing) - set(labels) if isinstance(missing, dict) else set()
+    bad = {lb: p for lb, p in policy.items() if p not in MISSING_POLICIES}
+    if unknown or bad:
+        raise ValueError(
+            f"missing_labels: unknown labels {sorted(unknown)} or policies {bad}; labels are "
+            f"{list(labels)}, policies {', '.join(MISSING_POLICIES)}"
+        )
+    return policy
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -120,27 +170,66 @@ def _image_value(path: Path, report: DataReport) -> tuple[Any, tuple[int, int]] 
     return str(path), size
 
 
-def _row(c: Candidate, source: str, report: DataReport) -> dict[str, Any] | None:
+def _read_mask(
+    source: Path | np.ndarray, name: str, size: tuple[int, int], report: DataReport, what: str = "mask"
+) -> np.ndarray | None:
+    try:
+        m = mask_to_binary(read_image(source) if isinstance(source, Path) else source, name=name)
+    except ValueError as exc:
+        report.skip(name, f"invalid {what}: {exc}")
+        return None
+    if (m.shape[1], m.shape[0]) != size:
+        report.skip(name, f"size mismatch ({what}): image {size[0]}x{size[1]}, mask {m.shape[1]}x{m.shape[0]}")
+        return None
+    return m
+
+
+def _label_columns(
+    c: Candidate, size: tuple[int, int], report: DataReport, policy: dict[str, str]
+) -> dict[str, Any] | None:
+    columns = {}
+    for label, rule in policy.items():
+        source = (c.label_masks or {}).get(label)
+        what = f"'{label}' mask"
+        if source is None:
+            if rule == "error":
+                report.skip(
+                    c.image,
+                    f"no {what}: pass missing_labels={{'{label}': 'empty'}} if the image has "
+                    f"none, or 'ignore' to leave it out of the loss",
+                )
+                return None
+            columns[mask_column(label)] = (
+                None if rule == "ignore" else {"bytes": png_bytes(np.zeros(size[::-1], np.uint8)), "path": None}
+            )
+            continue
+        name = str(source) if isinstance(source, Path) else f"{c.image} ({label})"
+        m = _read_mask(source, name, size, report, what)
+        if m is None:
+            return None
+        columns[mask_column(label)] = {"bytes": png_bytes(m), "path": None}
+    return columns
+
+
+def _row(c: Candidate, source: str, report: DataReport, policy: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Read and check one candidate; returns a dataset row, or None after recording why it was skipped."""
     image = _image_value(c.image, report)
     if image is None:
         return None
     image_value, size = image
-    if c.mask is None:
+    if policy is not None:
+        masks = _label_columns(c, size, report, policy)
+    elif c.mask is None:
         report.skip(c.image, "missing mask")
         return None
-    mask_name = str(c.mask) if isinstance(c.mask, Path) else str(c.image)
-    try:
-        m = mask_to_binary(read_image(c.mask) if isinstance(c.mask, Path) else c.mask, name=mask_name)
-    except ValueError as exc:
-        report.skip(mask_name, f"invalid mask: {exc}")
-        return None
-    if (m.shape[1], m.shape[0]) != size:
-        report.skip(mask_name, f"size mismatch: image {size[0]}x{size[1]}, mask {m.shape[1]}x{m.shape[0]}")
+    else:
+        m = _read_mask(c.mask, str(c.mask) if isinstance(c.mask, Path) else str(c.image), size, report)
+        masks = None if m is None else {"mask": {"bytes": png_bytes(m), "path": None}}
+    if masks is None:
         return None
     return {
         "image": image_value,
-        "mask": {"bytes": png_bytes(m), "path": None},
+        **masks,
         "group": c.group,
         "source": c.source or source,
         "file": c.image.name,
@@ -149,19 +238,20 @@ def _row(c: Candidate, source: str, report: DataReport) -> dict[str, Any] | None
 
 
 def collect(
-    candidates: dict[str, Iterable[Candidate]], source: str, report: DataReport
+    candidates: dict[str, Iterable[Candidate]], source: str, report: DataReport, policy: dict[str, str] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Validated rows per split; every rejected candidate is recorded in ``report``."""
-    splits = {}
-    for split, items in candidates.items():
-        splits[split] = [row for row in (_row(c, source, report) for c in items) if row is not None]
-    return splits
+    """Validated rows per split; every rejected candidate is recorded in ``report``. ``policy`` (label -> missing
+    policy) makes the rows multi-label."""
+    return {
+        split: [row for row in (_row(c, source, report, policy) for c in items) if row is not None]
+        for split, items in candidates.items()
+    }
 
 
-def to_dataset(rows: list[dict[str, Any]], extra_columns: Sequence[str] = ()) -> datasets.Dataset:
-    features = FEATURES.copy()
-    for col in extra_columns:
-        features[col] = datasets.Value("string")
+def to_dataset(
+    rows: list[dict[str, Any]], extra_columns: Sequence[str] = (), labels: Sequence[str] | None = None
+) -> datasets.Dataset:
+    features = features_for(labels, extra_columns)
     columns = {k: [r.get(k) for r in rows] for k in features}
     for col in extra_columns:
         columns[col] = [None if v is None else str(v) for v in columns[col]]

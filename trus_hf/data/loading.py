@@ -11,7 +11,7 @@ from typing import Any
 import datasets
 
 from .coco import coco_candidates
-from .collect import DataReport, collect, to_dataset
+from .collect import DataReport, collect, missing_policy, to_dataset
 from .folder import cvat_candidates, folder_candidates
 from .imagefolder import imagefolder_candidates
 from .roboflow import roboflow_mask_candidates
@@ -25,13 +25,15 @@ logger = logging.getLogger(__name__)
 FORMATS = ("auto", "folder", "coco", "roboflow-masks", "yolo-seg", "cvat-masks", "imagefolder", "synthetic", "hub")
 
 #: Each file-based format: its loader and the options of `load_dataset_with_report` it takes.
+_FOLDER = ("mask_suffix", "group_pattern", "extra_columns", "labels", "label_values")
+_EXPORT = ("categories", "group_pattern", "labels", "label_map")
 _LOADERS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "folder": (folder_candidates, ("mask_suffix", "group_pattern", "extra_columns")),
-    "cvat-masks": (cvat_candidates, ("mask_suffix", "group_pattern", "extra_columns")),
-    "coco": (coco_candidates, ("categories", "group_pattern")),
-    "roboflow-masks": (roboflow_mask_candidates, ("categories", "group_pattern")),
-    "yolo-seg": (yolo_seg_candidates, ("categories", "group_pattern")),
-    "imagefolder": (imagefolder_candidates, ("extra_columns",)),
+    "folder": (folder_candidates, _FOLDER),
+    "cvat-masks": (cvat_candidates, _FOLDER),
+    "coco": (coco_candidates, _EXPORT),
+    "roboflow-masks": (roboflow_mask_candidates, _EXPORT),
+    "yolo-seg": (yolo_seg_candidates, _EXPORT),
+    "imagefolder": (imagefolder_candidates, ("extra_columns", "labels")),
 }
 
 
@@ -68,17 +70,28 @@ def load_dataset_with_report(
     group_pattern: str | None = None,
     extra_columns: Sequence[str] = (),
     revision: str | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: dict[str, Sequence[str]] | None = None,
+    label_values: dict[str, Sequence[int]] | None = None,
+    missing_labels: str | dict[str, str] = "error",
 ) -> tuple[datasets.DatasetDict, DataReport]:
-    """Load ``source`` into a DatasetDict and report what was skipped and why (see `trus_hf.data`)."""
+    """Load ``source`` into a DatasetDict and report what was skipped and why (see `trus_hf.data`).
+
+    With ``labels`` the dataset has one ``mask_<label>`` column per label: ``label_map`` names the categories or
+    classes of each label in COCO, Roboflow and YOLO exports (default: the one of the same name), ``label_values``
+    the pixel values of each label in indexed masks (folder format); ``missing_labels`` says what a label without
+    any annotation on an image means (``error``, ``ignore``, ``empty``; one policy or a dict per label).
+    """
     source = str(source)
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
+    labels = list(labels) if labels else (list(label_values) if label_values else None)
     fmt = _detect_format(source) if format == "auto" else format
     report = DataReport()
     if fmt == "synthetic":
-        dsd = load_synthetic(source)
+        dsd = load_synthetic(source, labels)
     elif fmt == "hub":
-        dsd = load_hub(source, revision)
+        dsd = load_hub(source, revision, labels)
     else:
         root = Path(source)
         if not root.exists():
@@ -89,12 +102,16 @@ def load_dataset_with_report(
             "categories": categories,
             "group_pattern": group_pattern,
             "extra_columns": extra_columns,
+            "labels": labels,
+            "label_map": label_map,
+            "label_values": label_values,
         }
-        splits = collect(loader(root, report, **{k: options[k] for k in takes}), fmt, report)
+        policy = missing_policy(labels, missing_labels) if labels else None
+        splits = collect(loader(root, report, **{k: options[k] for k in takes}), fmt, report, policy)
         empty = [s for s, rows in splits.items() if not rows]
         if empty and not report.skipped:
             raise ValueError(f"{root}: no images found for split(s) {empty} (format {fmt})")
-        dsd = datasets.DatasetDict({s: to_dataset(rows, extra_columns) for s, rows in splits.items() if rows})
+        dsd = datasets.DatasetDict({s: to_dataset(rows, extra_columns, labels) for s, rows in splits.items() if rows})
     report.loaded = {s: len(d) for s, d in dsd.items()}
     return dsd, report
 

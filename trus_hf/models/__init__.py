@@ -85,13 +85,17 @@ def _trus_config(native: dict[str, Any], source: Path) -> TrusSegConfig:
             raise ValueError(f"{source}: invalid '_trus_hf' block in config.json: {exc}") from exc
     # A plain smp or transformers checkpoint without our block: infer what we can.
     if native.get("_model_class") == "FPN":
+        classes = int(native.get("classes", 1))
         return TrusSegConfig(
             architecture="fpn",
             encoder_name=native.get("encoder_name", "resnet34"),
             num_channels=native.get("in_channels", 3),
+            labels=["lesion"] if classes == 1 else [f"label_{i}" for i in range(classes)],
         )
     if native.get("model_type") == "segformer":
-        return TrusSegConfig(architecture="segformer", num_channels=native.get("num_channels", 3))
+        id2label = native.get("id2label") or {"0": "lesion"}
+        labels = [str(id2label[k]) for k in sorted(id2label, key=int)]
+        return TrusSegConfig(architecture="segformer", num_channels=native.get("num_channels", 3), labels=labels)
     found = native.get("_model_class") or native.get("model_type") or native.get("architecture")
     raise ValueError(
         f"{source}: cannot tell the architecture from config.json (found {found!r}); valid: {', '.join(ARCHITECTURES)}"

@@ -42,7 +42,7 @@ class TrusSegmentationModel(nn.Module):
             )
         self.config = config
         self.net = self._build(config, native_config)
-        self.loss_fn = DiceBCELoss(config.dice_weight, config.bce_weight)
+        self.loss_fn = DiceBCELoss(config.dice_weight, config.bce_weight, config.label_weights)
 
     # ---- architecture hooks
     def _build(self, config: TrusSegConfig, native_config: dict[str, Any] | None) -> nn.Module:
@@ -62,10 +62,13 @@ class TrusSegmentationModel(nn.Module):
         Args:
             pixel_values: (N, ``num_channels``, H, W) float, as `TrusImageProcessor` makes it (H and W multiples of
                 32 for FPN).
-            labels: optional (N, H, W) or (N, 1, H, W) 0/1 targets; then ``loss`` (Dice + BCE) is set.
+            labels: optional 0/1 targets (N, L, H, W) with one channel per label (pixels equal to
+                `trus_hf.losses.IGNORE` left out), or (N, H, W) for a one-label model; then ``loss`` (Dice + BCE) is
+                set.
 
         Returns:
-            `SemanticSegmenterOutput` with ``logits`` (N, 1, H, W) at the input resolution and ``loss`` or None.
+            `SemanticSegmenterOutput` with ``logits`` (N, L, H, W), one channel per label in ``config.labels``, at the
+            input resolution, and ``loss`` or None.
 
         Example:
             >>> import torch

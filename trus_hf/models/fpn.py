@@ -41,7 +41,7 @@ class TrusFPN(TrusSegmentationModel):
                 decoder_pyramid_channels=config.decoder_pyramid_channels,
                 decoder_segmentation_channels=config.decoder_segmentation_channels,
                 in_channels=config.num_channels,
-                classes=1,
+                classes=config.num_labels,
             )
         return smp.FPN(**kwargs)
 

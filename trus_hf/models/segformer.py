@@ -1,6 +1,7 @@
 """`SegformerForSemanticSegmentation` (transformers, MiT b0..b5) behind the trus-hf contract.
 
-One output label (binary logit); logits are upsampled bilinearly from 1/4 resolution to the input size. The saved
+One sigmoid output channel per label (``id2label`` in the config); logits are upsampled bilinearly from 1/4
+resolution to the input size. The saved
 ``config.json`` is a `SegformerConfig`, so ``SegformerForSemanticSegmentation.from_pretrained(folder)`` works
 without trus-hf.
 """
@@ -37,24 +38,18 @@ class TrusSegformer(TrusSegmentationModel):
         if native_config is not None:
             native = {k: v for k, v in native_config.items() if not k.startswith("_")}
             return SegformerForSemanticSegmentation(SegformerConfig(**native))
-        label = {0: config.label}
+        labels = {
+            "num_labels": config.num_labels,
+            "id2label": config.id2label,
+            "label2id": {name: i for i, name in config.id2label.items()},
+        }
         if config.pretrained_backbone:
             # Online path: start from a published MiT encoder (e.g. "nvidia/mit-b0"); the head is new.
             return SegformerForSemanticSegmentation.from_pretrained(
-                config.pretrained_backbone,
-                num_labels=1,
-                id2label=label,
-                label2id={config.label: 0},
-                ignore_mismatched_sizes=True,
+                config.pretrained_backbone, ignore_mismatched_sizes=True, **labels
             )
         return SegformerForSemanticSegmentation(
-            SegformerConfig(
-                num_labels=1,
-                id2label=label,
-                label2id={config.label: 0},
-                num_channels=config.num_channels,
-                **SEGFORMER_SIZES[config.segformer_size],
-            )
+            SegformerConfig(num_channels=config.num_channels, **labels, **SEGFORMER_SIZES[config.segformer_size])
         )
 
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,16 @@ class TrainingArguments:
     data: str = field(default="synthetic:64:512", metadata={"help": "dataset: folder, COCO json, Hub ID, synthetic:N"})
     data_format: str = field(default="auto", metadata={"help": "dataset format (see trus_hf.data.FORMATS)"})
     mask_suffix: str = field(default="", metadata={"help": "mask file suffix in folder datasets, e.g. _mask"})
+    label_map: str | None = field(
+        default=None,
+        metadata={"help": "categories of each label in COCO/Roboflow/YOLO exports: gland=prostate;lesion=tumor,pca"},
+    )
+    missing_labels: str = field(
+        default="error",
+        metadata={
+            "help": "a label not annotated on an image: error, ignore, empty, or per label: lesion=empty,gland=ignore"
+        },
+    )
     skip_invalid: bool = field(default=False, metadata={"help": "skip invalid pairs (listed) instead of failing"})
     test_fold: str | None = field(default=None, metadata={"help": "value of --fold-column held out as test set"})
     fold_column: str | None = field(default=None, metadata={"help": "dataset column with fold ids (e.g. kFold)"})
@@ -48,6 +58,30 @@ class TrainingArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "dataset name for the model card"})
     save_dtype: str = field(default="float32", metadata={"help": "dtype of saved weights: float32 or float16"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard logs"})
+
+    def label_map_dict(self) -> dict[str, list[str]] | None:
+        """``--label_map gland=prostate;lesion=tumor,pca`` as {label: [categories]}."""
+        if not self.label_map:
+            return None
+        out = {}
+        for part in self.label_map.split(";"):
+            label, _, names = part.partition("=")
+            if not label.strip() or not names.strip():
+                raise ValueError(
+                    f"--label_map: expected 'label=category[,category...]' parts separated by ';', got {part!r}"
+                )
+            out[label.strip()] = [n.strip() for n in names.split(",") if n.strip()]
+        return out
+
+    def missing_dict(self) -> str | dict[str, str]:
+        """``--missing_labels ignore`` or ``lesion=empty,gland=ignore``."""
+        if "=" not in self.missing_labels:
+            return self.missing_labels
+        out = {}
+        for part in self.missing_labels.split(","):
+            label, _, policy = part.partition("=")
+            out[label.strip()] = policy.strip()
+        return out
 
     def processor(self) -> TrusImageProcessor:
         return TrusImageProcessor(

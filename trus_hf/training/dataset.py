@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..arrays import mask_to_binary, to_gray_float
+from ..arrays import IGNORE, mask_to_binary, to_gray_float
 from ..augment import build_augmentations
-from ..data import group_train_test_split, load_dataset
+from ..data import group_train_test_split, load_dataset, mask_column
 from ..image_processing import Geometry, TrusImageProcessor
 from .arguments import TrainingArguments
 
@@ -23,20 +24,27 @@ __all__ = [
     "TorchSegmentationDataset",
     "cached_preprocess",
     "geometries_of",
+    "label_columns",
     "load_training_data",
     "original_masks",
     "split_for_training",
 ]
 
 
-def load_training_data(args: TrainingArguments) -> datasets.DatasetDict:
+def load_training_data(args: TrainingArguments, labels: Sequence[str] = ("lesion",)) -> datasets.DatasetDict:
+    """The run's dataset; several labels load one ``mask_<label>`` column each (``--label_map``,
+    ``--missing_labels``)."""
     extra = [args.fold_column] if args.fold_column else []
+    multi = {}
+    if len(labels) > 1:
+        multi = {"labels": list(labels), "label_map": args.label_map_dict(), "missing_labels": args.missing_dict()}
     return load_dataset(
         args.data,
         format=args.data_format,
         strict=not args.skip_invalid,
         mask_suffix=args.mask_suffix,
         extra_columns=extra,
+        **multi,
     )
 
 
@@ -61,20 +69,50 @@ def split_for_training(
     return split["train"], split["test"], test
 
 
-def cached_preprocess(
-    ds: datasets.Dataset, processor: TrusImageProcessor, cache_dir: str | Path | None
-) -> datasets.Dataset:
-    """Run the processor's deterministic half once per image (``x``: float16 HxW, ``y``: uint8 HxW, ``geometry``:
-    JSON of the image's `Geometry`), cached on disk.
+def label_columns(ds: datasets.Dataset, labels: Sequence[str]) -> list[str]:
+    """The mask columns that train ``labels``: ``mask`` for a one-label model on a one-mask dataset, else one
+    ``mask_<label>`` column per label (a clear error naming what the dataset has)."""
+    if len(labels) == 1 and "mask" in ds.column_names and mask_column(labels[0]) not in ds.column_names:
+        return ["mask"]
+    columns = [mask_column(lb) for lb in labels]
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"the model's labels {list(labels)} need the dataset columns {columns}; it has "
+            f"{ds.column_names} (load it with labels=... or --labels)"
+        )
+    return columns
 
-    The cache file name is a hash of the dataset fingerprint and the processor settings, so a changed setting never
-    reuses a stale cache.
+
+def _target(row_masks: Sequence[Any], processor: TrusImageProcessor, geo, stacked: bool) -> np.ndarray:
+    if not stacked:
+        return processor.prepare_mask(mask_to_binary(row_masks[0]), geo)
+    shape = (geo.orig_height, geo.orig_width)
+    stack = np.stack([np.full(shape, IGNORE, np.uint8) if m is None else mask_to_binary(m) for m in row_masks])
+    return processor.prepare_mask(stack, geo)
+
+
+def cached_preprocess(
+    ds: datasets.Dataset,
+    processor: TrusImageProcessor,
+    cache_dir: str | Path | None,
+    labels: Sequence[str] = ("lesion",),
+) -> datasets.Dataset:
+    """Run the processor's deterministic half once per image (``x``: float16 HxW; ``y``: uint8 HxW for one mask
+    column, (L, H, W) for ``mask_<label>`` columns with `IGNORE` where a label is not annotated; ``geometry``: JSON
+    of the image's `Geometry`), cached on disk.
+
+    The cache file name is a hash of the dataset fingerprint, the processor settings and the labels, so a changed
+    setting never reuses a stale cache.
     """
     ch, cw = processor.canvas_size
+    columns = label_columns(ds, labels)
+    stacked = columns != ["mask"]
+    y_feature = datasets.Array3D((len(columns), ch, cw), "uint8") if stacked else datasets.Array2D((ch, cw), "uint8")
     features = datasets.Features(
         {
             "x": datasets.Array2D((ch, cw), "float16"),
-            "y": datasets.Array2D((ch, cw), "uint8"),
+            "y": y_feature,
             "geometry": datasets.Value("string"),
             "group": datasets.Value("string"),
             "file": datasets.Value("string"),
@@ -83,16 +121,18 @@ def cached_preprocess(
 
     def fn(batch):
         xs, ys, geos = [], [], []
-        for img, msk in zip(batch["image"], batch["mask"]):
+        for i, img in enumerate(batch["image"]):
             x, geo = processor.prepare_gray(to_gray_float(img))
             xs.append(x.astype(np.float16))
-            ys.append(processor.prepare_mask(mask_to_binary(msk), geo))
+            ys.append(_target([batch[c][i] for c in columns], processor, geo, stacked))
             geos.append(json.dumps(geo.to_dict()))
         return {"x": xs, "y": ys, "geometry": geos, "group": batch["group"], "file": batch["file"]}
 
     kwargs: dict[str, Any] = {}
     if cache_dir is not None:
-        key = hashlib.sha256((ds._fingerprint + processor.to_json_string() + "geometry").encode()).hexdigest()[:16]
+        key = hashlib.sha256(
+            (ds._fingerprint + processor.to_json_string() + "geometry" + "|".join(columns)).encode()
+        ).hexdigest()[:16]
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         kwargs = {"cache_file_name": str(Path(cache_dir) / f"pre-{key}.arrow"), "load_from_cache_file": True}
     return ds.map(
@@ -111,17 +151,25 @@ def geometries_of(pre: datasets.Dataset) -> list[Geometry]:
     return [Geometry(**json.loads(g)) for g in pre["geometry"]]
 
 
-def original_masks(ds: datasets.Dataset) -> list[np.ndarray]:
-    """Every ground-truth mask of ``ds`` at its original size (uint8 0/1)."""
+def original_masks(ds: datasets.Dataset, labels: Sequence[str] = ("lesion",)) -> list[Any]:
+    """Every ground truth of ``ds`` at its original size: a uint8 0/1 mask per image for a ``mask`` column, else a
+    dict {label: mask or None (not annotated)}, as `SegmentationPipeline.postprocess` takes them."""
+    columns = label_columns(ds, labels)
+    rows = ds.select_columns([*columns, "file"])
+    if columns == ["mask"]:
+        return [mask_to_binary(np.asarray(r["mask"]), name=f"mask of {r['file']}") for r in rows]
     return [
-        mask_to_binary(np.asarray(item["mask"]), name=f"mask of {item.get('file', i)}")
-        for i, item in enumerate(ds.select_columns(["mask", "file"]))
+        {
+            lb: None if r[c] is None else mask_to_binary(np.asarray(r[c]), name=f"{lb} mask of {r['file']}")
+            for lb, c in zip(labels, columns)
+        }
+        for r in rows
     ]
 
 
 class TorchSegmentationDataset(Dataset):
-    """Items ``pixel_values`` (C, H, W), ``labels`` (H, W) and ``index`` from a `cached_preprocess` output, augmented
-    (albumentations) when ``augment``."""
+    """Items ``pixel_values`` (C, H, W), ``labels`` (H, W) or (L, H, W) and ``index`` from a `cached_preprocess`
+    output, augmented (albumentations) when ``augment``."""
 
     def __init__(self, ds: datasets.Dataset, processor: TrusImageProcessor, augment: bool, seed: int):
         self.ds = ds.with_format("numpy", columns=["x", "y"])
@@ -135,8 +183,10 @@ class TorchSegmentationDataset(Dataset):
         row = self.ds[int(i)]
         x, y = row["x"].astype(np.float32), row["y"].astype(np.uint8)
         if self.aug is not None:
-            out = self.aug(image=x, mask=y)
+            # label stacks (L, H, W) go through albumentations as one multi-channel mask (H, W, L)
+            out = self.aug(image=x, mask=y if y.ndim == 2 else np.ascontiguousarray(y.transpose(1, 2, 0)))
             x, y = np.clip(out["image"], 0.0, 1.0), out["mask"]
+            y = y if y.ndim == 2 or row["y"].ndim == 2 else np.ascontiguousarray(y.transpose(2, 0, 1))
         return {
             "pixel_values": torch.from_numpy(self.processor.finalize(x)),
             "labels": torch.from_numpy(y.astype(np.int64)),

@@ -21,7 +21,7 @@ __all__ = ["train_kfold"]
 def train_kfold(model_config: TrusSegConfig, args: TrainingArguments) -> dict[str, Any]:
     """K models in ``<output_dir>/fold_<i>``, per-fold metrics and mean +/- std in ``kfold_summary.json`` and
     ``kfold_metrics.csv``. The fold models form an ensemble in `SegmentationPipeline`."""
-    dsd = load_training_data(args)
+    dsd = load_training_data(args, model_config.labels)
     full = dsd["train"]
     test = dsd.get("test")
     folds = group_kfold(full, k=args.folds, seed=args.seed, fold_column=args.fold_column)

@@ -41,17 +41,36 @@ __all__ = ["train"]
 logger = logging.getLogger(__name__)
 
 
+def label_summary(per_image: list[dict[str, dict[str, float]]], labels: list[str]) -> dict[str, Any]:
+    """Aggregate per-image label metrics: every label's `aggregate` under ``labels``, and at the top level the
+    label's own figures for a one-label model, the mean over labels (macro) of IoU and Dice otherwise."""
+    by_label = {
+        lb: aggregate([m[lb] for m in per_image if lb in m]) for lb in labels if any(lb in m for m in per_image)
+    }
+    if not by_label:
+        raise ValueError("no image of the evaluation set has a ground truth for any label")
+    if len(labels) == 1:
+        return {**next(iter(by_label.values())), "labels": by_label}
+    return {
+        "mean_iou": float(np.mean([a["mean_iou"] for a in by_label.values()])),
+        "mean_dice": float(np.mean([a["mean_dice"] for a in by_label.values()])),
+        "n_images": len(per_image),
+        "labels": by_label,
+    }
+
+
 class _Validator:
-    """Validation loss on the canvas, and IoU/Dice through the pipeline's post-processing at the original size."""
+    """Validation loss on the canvas, and IoU/Dice per label through the pipeline's post-processing at the original
+    size."""
 
     def __init__(self, pipeline: SegmentationPipeline, geometries, masks):
         self.pipeline, self.geometries, self.masks = pipeline, geometries, masks
 
-    def __call__(self, model, loader, accelerator) -> dict[str, float]:
+    def __call__(self, model, loader, accelerator) -> dict[str, Any]:
         from accelerate.utils import gather_object
 
         model.eval()
-        per_image: dict[int, dict[str, float]] = {}
+        per_image: dict[int, dict[str, dict[str, float]]] = {}
         loss_sum, n = 0.0, 0
         with torch.inference_mode():
             for batch in loader:
@@ -62,10 +81,10 @@ class _Validator:
                 results = self.pipeline.postprocess(
                     out.logits.float().cpu(), [self.geometries[i] for i in idx], [self.masks[i] for i in idx]
                 )
-                per_image.update({i: r.metrics for i, r in zip(idx, results)})
+                per_image.update({i: r.label_metrics for i, r in zip(idx, results)})
         model.train()
         gathered = dict(gather_object(list(per_image.items())))  # every process's images, each once
-        metrics = aggregate([gathered[i] for i in sorted(gathered)])
+        metrics = label_summary([gathered[i] for i in sorted(gathered)], self.pipeline.labels)
         metrics["loss"] = loss_sum / max(n, 1)
         return metrics
 
@@ -135,23 +154,29 @@ def train(
     processor = args.processor()
 
     if train_ds is None or val_ds is None:
-        train_ds, val_ds, test_ds = split_for_training(load_training_data(args), args)
+        train_ds, val_ds, test_ds = split_for_training(load_training_data(args, model_config.labels), args)
     if args.preview_augmentations:
-        sample = cached_preprocess(train_ds.select(range(min(8, len(train_ds)))), processor, None).with_format("numpy")
+        sample = cached_preprocess(
+            train_ds.select(range(min(8, len(train_ds)))), processor, None, model_config.labels
+        ).with_format("numpy")
+        primary = model_config.labels.index(model_config.primary_label)
+        masks = [y if y.ndim == 2 else (y[primary] == 1).astype(np.uint8) for y in sample["y"]]
         path = preview_augmentations(
-            list(sample["x"]), list(sample["y"]), args.preview_augmentations, out / "augmentations.png", seed=args.seed
+            list(sample["x"]), masks, args.preview_augmentations, out / "augmentations.png", seed=args.seed
         )
         return {"preview": str(path)}
 
     cache = out.parent / ".cache" if out.parent != out else out / ".cache"
     with accelerator.main_process_first():
-        train_pre = cached_preprocess(train_ds, processor, cache)
-        val_pre = cached_preprocess(val_ds, processor, cache)
+        train_pre = cached_preprocess(train_ds, processor, cache, model_config.labels)
+        val_pre = cached_preprocess(val_ds, processor, cache, model_config.labels)
     train_loader, val_loader, generator = _loaders(args, train_pre, val_pre, processor)
 
     model = create_model(model_config)
     validate = _Validator(
-        SegmentationPipeline(model, processor, device="cpu"), geometries_of(val_pre), original_masks(val_ds)
+        SegmentationPipeline(model, processor, device="cpu"),
+        geometries_of(val_pre),
+        original_masks(val_ds, model_config.labels),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -193,6 +218,7 @@ def train(
             "val_loss": val["loss"],
             "val_iou": val["mean_iou"],
             "val_dice": val["mean_dice"],
+            **({f"val_iou_{lb}": m["mean_iou"] for lb, m in val["labels"].items()} if len(val["labels"]) > 1 else {}),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": round(time.time() - start_time, 1),
         }

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from ..fileio import atomic_file, write_csv, write_json
-from ..metrics import aggregate
 from ..modelcard import MODEL_ID_PLACEHOLDER, render_model_card
 from .arguments import TrainingArguments
 
@@ -90,7 +89,7 @@ def run_card(
 def finalize_run(out: Path, args: TrainingArguments, test_ds, state) -> dict[str, Any]:
     """Evaluate the best checkpoint on the test split (through the prediction pipeline), write ``model/`` with its
     card, and push when asked."""
-    from ..evaluation import evaluate_dataset
+    from ..evaluation import evaluate_dataset, summarize
     from ..models import load_model
     from ..pipeline import SegmentationPipeline
 
@@ -100,7 +99,7 @@ def finalize_run(out: Path, args: TrainingArguments, test_ds, state) -> dict[str
     metrics, split = state.get("best_val"), "validation"
     if test_ds is not None and len(test_ds):
         rows = evaluate_dataset(SegmentationPipeline(model, processor), test_ds)
-        metrics, split = aggregate(rows), "test"
+        metrics, split = summarize(rows, model.config.primary_label), "test"
         result["test"] = metrics
     repo_id = args.push_to_hub or MODEL_ID_PLACEHOLDER
     dtype = torch.float16 if args.save_dtype == "float16" else None
