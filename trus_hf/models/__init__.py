@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..configuration import ARCHITECTURES, TrusSegConfig
+from ..configuration import ARCHITECTURES, SEGFORMER_SIZES, TrusSegConfig
 from ..image_processing import TrusImageProcessor
 from .base import CONFIG_NAME, WEIGHTS_NAME, TrusSegmentationModel
 from .fpn import TrusFPN
@@ -89,13 +89,19 @@ def _trus_config(native: dict[str, Any], source: Path) -> TrusSegConfig:
         return TrusSegConfig(
             architecture="fpn",
             encoder_name=native.get("encoder_name", "resnet34"),
+            decoder_pyramid_channels=int(native.get("decoder_pyramid_channels", 256)),
+            decoder_segmentation_channels=int(native.get("decoder_segmentation_channels", 128)),
             num_channels=native.get("in_channels", 3),
             labels=["lesion"] if classes == 1 else [f"label_{i}" for i in range(classes)],
         )
     if native.get("model_type") == "segformer":
         id2label = native.get("id2label") or {"0": "lesion"}
         labels = [str(id2label[k]) for k in sorted(id2label, key=int)]
-        return TrusSegConfig(architecture="segformer", num_channels=native.get("num_channels", 3), labels=labels)
+        shape = {"hidden_sizes": native.get("hidden_sizes"), "depths": native.get("depths")}
+        size = next((name for name, s in SEGFORMER_SIZES.items() if {k: s[k] for k in shape} == shape), "b0")
+        return TrusSegConfig(
+            architecture="segformer", segformer_size=size, num_channels=native.get("num_channels", 3), labels=labels
+        )
     found = native.get("_model_class") or native.get("model_type") or native.get("architecture")
     raise ValueError(
         f"{source}: cannot tell the architecture from config.json (found {found!r}); valid: {', '.join(ARCHITECTURES)}"

@@ -23,10 +23,18 @@ from ..fileio import atomic_dir
 from ..losses import DiceBCELoss
 from ..modelcard import render_model_card
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "TrusSegmentationModel"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "TrusSegmentationModel", "safe_open_keys"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+
+def safe_open_keys(path: str | Path) -> list[str]:
+    """The tensor names of a safetensors file (read from its header, no tensor is loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.keys())
 
 
 class TrusSegmentationModel(nn.Module):
@@ -54,6 +62,30 @@ class TrusSegmentationModel(nn.Module):
     def native_config(self) -> dict[str, Any]:
         """The config.json that the architecture's own library reads (without the ``_trus_hf`` block)."""
         raise NotImplementedError
+
+    def encoder(self) -> nn.Module:
+        """The pretrained-able feature extractor (frozen first, or trained at a lower rate, when fine-tuning)."""
+        raise NotImplementedError
+
+    def _native_with_labels(self, labels: list[str]) -> dict[str, Any]:
+        """The native config of the same network with another label set (a new output head)."""
+        raise NotImplementedError
+
+    def with_labels(self, labels: list[str], primary_label: str | None = None) -> TrusSegmentationModel:
+        """The same network predicting ``labels``: every weight is kept except the output head's, which is new when
+        the number of labels changes (fine-tuning a binary start for gland + lesion, say)."""
+        import dataclasses
+
+        if list(labels) == self.config.labels and primary_label in (None, self.config.primary_label):
+            return self
+        config = dataclasses.replace(self.config, labels=list(labels), primary_label=primary_label)
+        new = type(self)(config, native_config=self._native_with_labels(config.labels))
+        own = self.net.state_dict()
+        target = new.net.state_dict()
+        kept = {k: v for k, v in own.items() if k in target and tuple(v.shape) == tuple(target[k].shape)}
+        new.net.load_state_dict({**target, **kept})
+        new.reinitialised = sorted(set(target) - set(kept))
+        return new
 
     # ---- the contract
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> SemanticSegmenterOutput:

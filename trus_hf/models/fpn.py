@@ -52,3 +52,9 @@ class TrusFPN(TrusSegmentationModel):
         cfg = {k: v for k, v in dict(self.net.config).items() if not k.startswith("_")}
         cfg["encoder_weights"] = None  # loading the folder must not try to download ImageNet weights
         return {"_model_class": "FPN", **cfg}
+
+    def encoder(self) -> nn.Module:
+        return self.net.encoder
+
+    def _native_with_labels(self, labels: list[str]) -> dict[str, Any]:
+        return {**self.native_config(), "classes": len(labels)}

@@ -8,6 +8,7 @@ without trus-hf.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
 from ..configuration import SEGFORMER_SIZES, TrusSegConfig
-from .base import TrusSegmentationModel
+from .base import TrusSegmentationModel, safe_open_keys
 
 __all__ = ["TrusSegformer"]
 
@@ -60,3 +61,27 @@ class TrusSegformer(TrusSegmentationModel):
         cfg = self.net.config.to_dict()
         cfg.pop("_trus_hf", None)
         return cfg
+
+    def encoder(self) -> nn.Module:
+        return self.net.segformer
+
+    def load_weights(self, path: str | Path, allow_pickle: bool = False) -> None:
+        """Our own folders hold the network's state dict as is; checkpoints written by transformers'
+        ``save_pretrained`` may use the library's on-disk key names, which its own loader maps (safetensors only,
+        local files only, no remote code)."""
+        path = Path(path)
+        if path.suffix == ".safetensors" and set(safe_open_keys(path)) != set(self.net.state_dict()):
+            loaded = SegformerForSemanticSegmentation.from_pretrained(
+                str(path.parent), config=self.net.config, use_safetensors=True, local_files_only=True
+            )
+            self.net.load_state_dict(loaded.state_dict())
+            return
+        super().load_weights(path, allow_pickle=allow_pickle)
+
+    def _native_with_labels(self, labels: list[str]) -> dict[str, Any]:
+        return {
+            **self.native_config(),
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)},
+        }

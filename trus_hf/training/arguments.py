@@ -38,6 +38,13 @@ class TrainingArguments:
     image_size: int = field(default=768, metadata={"help": "model input size (square)"})
     interpolation: str = field(default="area", metadata={"help": "image interpolation: area, bilinear, bicubic"})
     diffusion_iterations: int = field(default=10, metadata={"help": "isotropic diffusion iterations (0 = off)"})
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "start from a trained model: trus-hf folder or Hub ID, smp FPN folder, Segformer checkpoint"},
+    )
+    revision: str | None = field(default=None, metadata={"help": "Hub revision of --init_from (branch, tag, commit)"})
+    freeze_encoder_epochs: int = field(default=0, metadata={"help": "keep the encoder frozen for the first N epochs"})
+    encoder_lr_factor: float = field(default=1.0, metadata={"help": "encoder learning rate = this x learning_rate"})
     epochs: int = field(default=50, metadata={"help": "maximum epochs"})
     batch_size: int = field(default=4, metadata={"help": "per-device batch size"})
     learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate"})

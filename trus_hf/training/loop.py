@@ -22,7 +22,6 @@ from ..augment import preview_augmentations
 from ..configuration import TrusSegConfig
 from ..fileio import remove_stale_temporaries
 from ..metrics import aggregate
-from ..models import create_model
 from ..pipeline import SegmentationPipeline
 from .arguments import TrainingArguments
 from .checkpoints import load_checkpoint, save_checkpoint
@@ -35,6 +34,7 @@ from .dataset import (
     split_for_training,
 )
 from .reporting import finalize_run, run_card, write_logs
+from .start import initial_model
 
 __all__ = ["train"]
 
@@ -105,6 +105,32 @@ def _loaders(args: TrainingArguments, train_pre, val_pre, processor):
     return train_loader, val_loader, generator
 
 
+def _param_groups(model, args: TrainingArguments) -> list[dict[str, Any]]:
+    """The encoder at ``encoder_lr_factor`` x the learning rate, the rest (decoder, head) at the learning rate."""
+    encoder = {id(p) for p in model.encoder().parameters()}
+    return [
+        {
+            "params": [p for p in model.parameters() if id(p) in encoder],
+            "lr": args.learning_rate * args.encoder_lr_factor,
+            "name": "encoder",
+        },
+        {
+            "params": [p for p in model.parameters() if id(p) not in encoder],
+            "lr": args.learning_rate,
+            "name": "decoder",
+        },
+    ]
+
+
+def _freeze_encoder(model, frozen: bool) -> None:
+    """Frozen: no gradients, and batch-norm statistics kept as the start learned them (the encoder in eval mode)."""
+    encoder = model.encoder()
+    for p in encoder.parameters():
+        p.requires_grad_(not frozen)
+    if frozen:
+        encoder.eval()
+
+
 def _train_epoch(
     model, loader, optimizer, accelerator, args: TrainingArguments, epoch: int, start_time: float
 ) -> list[float]:
@@ -146,12 +172,16 @@ def train(
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # a frozen encoder leaves parameters without gradients, which DDP must be told about
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=args.freeze_encoder_epochs > 0)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, kwargs_handlers=[ddp])
     if accelerator.is_main_process:
         for stale in remove_stale_temporaries(out):
             logger.info("removed %s left by an interrupted run", stale)
     set_seed(args.seed)
-    processor = args.processor()
+    model, processor, model_config = initial_model(model_config, args)
 
     if train_ds is None or val_ds is None:
         train_ds, val_ds, test_ds = split_for_training(load_training_data(args, model_config.labels), args)
@@ -172,13 +202,12 @@ def train(
         val_pre = cached_preprocess(val_ds, processor, cache, model_config.labels)
     train_loader, val_loader, generator = _loaders(args, train_pre, val_pre, processor)
 
-    model = create_model(model_config)
     validate = _Validator(
         SegmentationPipeline(model, processor, device="cpu"),
         geometries_of(val_pre),
         original_masks(val_ds, model_config.labels),
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    optimizer = torch.optim.Adam(_param_groups(model, args), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
     )
@@ -209,6 +238,7 @@ def train(
     start_time = time.time() - state["train_seconds"]
     for epoch in range(state["epoch"], args.epochs):
         model.train()
+        _freeze_encoder(unwrapped, epoch < args.freeze_encoder_epochs)
         losses = _train_epoch(model, train_loader, optimizer, accelerator, args, epoch, start_time)
         val = validate(model, val_loader, accelerator)
         scheduler.step(val["mean_iou"])
@@ -219,7 +249,7 @@ def train(
             "val_iou": val["mean_iou"],
             "val_dice": val["mean_dice"],
             **({f"val_iou_{lb}": m["mean_iou"] for lb, m in val["labels"].items()} if len(val["labels"]) > 1 else {}),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": optimizer.param_groups[-1]["lr"],
             "seconds": round(time.time() - start_time, 1),
         }
         state["history"].append(row)

@@ -74,6 +74,12 @@ def run_card(
         "seed": args.seed,
         "data": args.data,
     }
+    if args.init_from:
+        training["init_from"] = args.init_from + (f"@{args.revision}" if args.revision else "")
+    if args.freeze_encoder_epochs or args.encoder_lr_factor != 1.0:
+        training["fine_tuning"] = (
+            f"encoder frozen for {args.freeze_encoder_epochs} epochs, encoder learning rate x{args.encoder_lr_factor}"
+        )
     return render_model_card(
         config,
         processor,
