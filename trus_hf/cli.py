@@ -172,7 +172,9 @@ def cmd_push(a: argparse.Namespace) -> None:
 def cmd_demo_models(a: argparse.Namespace) -> None:
     from .demo import train_demo_models
 
-    for path in train_demo_models(a.out, epochs=a.epochs, seed=a.seed):
+    for path in train_demo_models(
+        a.out, busbra=a.busbra, seed=a.seed, n_phantoms=a.phantoms, scale=a.scale, names=tuple(a.model)
+    ):
         print(f"wrote {path}")
 
 
@@ -292,9 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", default=None, help="branch to push to")
     s.set_defaults(func=cmd_push)
 
-    s = sub.add_parser("demo-models", help="train the bundled demo models on synthetic phantoms (deterministic)")
+    s = sub.add_parser(
+        "demo-models", help="train the bundled models on phantoms (+ BUS-BRA when given), deterministically"
+    )
     s.add_argument("--out", default=str(Path(__file__).parent / "demo_models"))
-    s.add_argument("--epochs", type=int, default=20, help="epochs per model (fixed: deterministic)")
+    s.add_argument(
+        "--busbra",
+        default=None,
+        help="BUS-BRA folder (real breast ultrasound; the Toshiba scanner is held out). Without it the "
+        "models learn from phantoms only",
+    )
+    s.add_argument("--phantoms", type=int, default=1200, help="training phantoms")
+    s.add_argument("--scale", type=float, default=1.0, help="multiply the training steps (e.g. 0.1 for a quick try)")
+    s.add_argument("--model", nargs="+", choices=["fpn", "segformer"], default=["fpn", "segformer"])
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo_models)
 

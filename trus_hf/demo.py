@@ -1,31 +1,59 @@
-"""The bundled demo models: `trus-hf demo-models` trains them, deterministically, on synthetic phantoms.
+"""The bundled models: `trus-hf demo-models` trains them, deterministically, as ultrasound-pretrained starting points.
 
-A light FPN (mobilenet_v2 encoder; ``train_fpn.py`` trains the full resnet152) and a Segformer-b0, both at 256x256,
-stored as fp16 safetensors in ``trus_hf/demo_models/{fpn,segformer}``. Each card reports IoU and Dice on held-out
-phantoms and says that these models have never seen a real TRUS frame.
+A light FPN (mobilenet_v2 encoder; ``train_fpn.py`` trains the full resnet152) and a Segformer-b0, both at 256x256
+with two labels, ``gland`` and ``lesion``, stored as fp16 safetensors in ``trus_hf/demo_models/{fpn,segformer}``.
+They learn from realistic TRUS phantoms (gland and lesion) and, when the BUS-BRA folder is given, from real breast
+ultrasound (lesions, and lesion-free regions cut away from them) of three of its four scanners: the Toshiba frames are
+held out, as the target domain of ``benchmarks/few_shot.py``. Each card reports what the model saw and what it
+scored on data it did not see: phantoms of the training settings, phantoms outside them (``shifted``), and the
+held-out scanner's lesions and lesion-free regions.
+
+Example (a folder of their own, so the bundled models stay as they are):
+    python -m trus_hf.cli demo-models --busbra ../shared/data/busbra --out my_demo_models
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
+from typing import Any
 
+import datasets
+import numpy as np
 import torch
 
 from .configuration import TrusSegConfig
 from .data import synthetic_dataset
 
-__all__ = ["DEMO_MODELS_DIR", "demo_model_paths", "train_demo_models"]
+__all__ = ["DEMO_LABELS", "DEMO_MODELS_DIR", "demo_model_paths", "heldout_sets", "heldout_results", "train_demo_models"]
+
+logger = logging.getLogger(__name__)
 
 DEMO_MODELS_DIR = Path(__file__).parent / "demo_models"
+DEMO_LABELS = ["gland", "lesion"]
 DEMO_CONFIGS = {
     "fpn": TrusSegConfig(
-        architecture="fpn", encoder_name="mobilenet_v2", decoder_pyramid_channels=128, decoder_segmentation_channels=64
+        architecture="fpn",
+        encoder_name="mobilenet_v2",
+        decoder_pyramid_channels=128,
+        decoder_segmentation_channels=64,
+        labels=DEMO_LABELS,
     ),
-    "segformer": TrusSegConfig(architecture="segformer", segformer_size="b0"),
+    "segformer": TrusSegConfig(architecture="segformer", segformer_size="b0", labels=DEMO_LABELS),
 }
-NOTE = (
-    "demo model trained on synthetic phantoms only{}; it has never seen a real TRUS frame. "
-    "Use train_fpn.py / train_segformer.py on your data for real use."
+#: Per model: learning rate and epochs of ``STEPS_PER_EPOCH`` steps of batch 8 (fixed: the same command gives the
+#: same models on the same machine).
+RECIPES = {"fpn": {"learning_rate": 1e-3, "epochs": 8}, "segformer": {"learning_rate": 6e-4, "epochs": 6}}
+STEPS_PER_EPOCH = 200
+IMAGE_SIZE = 256
+PHANTOM_SIZE = (336, 448)
+HELD_OUT_DEVICE = "Toshiba"
+_COLUMNS = ["image", "mask_gland", "mask_lesion", "group", "source", "file"]
+BUSBRA_CITATION = (
+    'Gómez-Flores W., Gregorio-Calas M.J., Coelho de Albuquerque Pereira W., "BUS-BRA: A breast '
+    'ultrasound dataset for assessing computer-aided diagnosis systems", Medical Physics '
+    "51(4):3110-3123 (2024), doi 10.1002/mp.16812"
 )
 
 
@@ -34,52 +62,203 @@ def demo_model_paths(root: str | Path = DEMO_MODELS_DIR) -> dict[str, Path]:
     return {name: Path(root) / name for name in DEMO_CONFIGS if (Path(root) / name / "config.json").is_file()}
 
 
+def _common(ds: datasets.Dataset) -> datasets.Dataset:
+    return ds.select_columns(_COLUMNS)
+
+
+def training_data(
+    busbra: Path | None, seed: int = 0, n_phantoms: int = 1200
+) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, int]]:
+    """(train, validation, what each holds): phantoms with gland and lesion; with BUS-BRA, its frames of the other
+    scanners (lesion label only) and lesion-free regions cut from them, split by case (official fold 1 of those
+    scanners is the validation part)."""
+    from .data.busbra import busbra_table, lesion_free_crops, load_busbra
+
+    train = [synthetic_dataset(n_phantoms, PHANTOM_SIZE, seed, "default", DEMO_LABELS)]
+    val = [synthetic_dataset(48, PHANTOM_SIZE, seed + 100_000, "default", DEMO_LABELS)]
+    counts = {"phantoms": n_phantoms}
+    if busbra is not None:
+        rows = [r for r in busbra_table(busbra) if HELD_OUT_DEVICE.lower() not in r["Device"].lower()]
+        val_ids = [r["ID"] for r in rows if r.get("kFold") == "1"][:120]
+        train_ids = [r["ID"] for r in rows if r.get("kFold") != "1"]
+        for ids, target in ((train_ids, train), (val_ids, val)):
+            target.append(_common(load_busbra(busbra, ids=ids, labels=DEMO_LABELS)))
+            target.append(_common(lesion_free_crops(busbra, ids=ids, labels=DEMO_LABELS)))
+        counts.update(busbra_lesions=len(train[1]), busbra_lesion_free=len(train[2]))
+    cast = train[0].features
+    train_ds = datasets.concatenate_datasets([d.cast(cast) for d in train])
+    val_ds = datasets.concatenate_datasets([d.cast(cast) for d in val])
+    return train_ds, val_ds, counts
+
+
+def heldout_sets(busbra: Path | None, n: int = 60, seed: int = 900_000) -> dict[str, datasets.Dataset]:
+    """Data the bundled models never saw: phantoms of the training settings (unseen seeds), phantoms outside them
+    (``shifted`` preset) and of the ``hard`` preset, and with BUS-BRA the held-out scanner's lesions and lesion-free
+    regions."""
+    sets = {
+        "phantoms (default settings, unseen)": synthetic_dataset(n, PHANTOM_SIZE, seed, "default", DEMO_LABELS),
+        "phantoms (shifted: outside the training ranges)": synthetic_dataset(
+            n, PHANTOM_SIZE, seed + 10_000, "shifted", DEMO_LABELS
+        ),
+        "phantoms (hard preset)": synthetic_dataset(n, PHANTOM_SIZE, seed + 20_000, "hard", DEMO_LABELS),
+    }
+    if busbra is not None:
+        from .data.busbra import lesion_free_crops, load_busbra
+
+        sets[f"BUS-BRA {HELD_OUT_DEVICE} (held-out scanner)"] = load_busbra(
+            busbra, devices=[HELD_OUT_DEVICE], labels=DEMO_LABELS
+        )
+        sets[f"BUS-BRA {HELD_OUT_DEVICE}, lesion-free regions"] = lesion_free_crops(
+            busbra, devices=[HELD_OUT_DEVICE], labels=DEMO_LABELS
+        )
+    return sets
+
+
+def heldout_results(pipeline: Any, sets: dict[str, datasets.Dataset]) -> list[dict[str, Any]]:
+    """Card result rows: per set and scored label, mean IoU and Dice (and, on lesion-free data, the share of frames
+    where the model marks any lesion pixel)."""
+    from .evaluation import evaluate_dataset, of_label
+    from .metrics import aggregate
+
+    results = []
+    for name, ds in sets.items():
+        rows = evaluate_dataset(pipeline, ds, desc=name)
+        for label in dict.fromkeys(r["label"] for r in rows):
+            mine = of_label(rows, label)
+            agg = aggregate(mine)
+            row = {
+                "dataset": name,
+                "split": "held-out",
+                "label": label,
+                "n_images": len(mine),
+                "mean_iou": agg["mean_iou"],
+                "mean_dice": agg["mean_dice"],
+            }
+            if all(r["target_area"] == 0 for r in mine):
+                row["marks_anything"] = float(np.mean([r["pred_area"] > 0 for r in mine]))
+            results.append(row)
+    return results
+
+
+def _sections(counts: dict[str, int], results: list[dict[str, Any]], busbra: bool) -> str:
+    saw = [
+        f"- {counts['phantoms']} synthetic TRUS phantoms (`trus_hf.synthetic`, default preset: probe, tissue and "
+        f"display settings drawn per frame), labels gland and lesion"
+    ]
+    if busbra:
+        saw.append(
+            f"- {counts['busbra_lesions']} real breast ultrasound frames of BUS-BRA (GE Logiq 5, GE Logiq 7, "
+            f"U-Systems; the {HELD_OUT_DEVICE} scanner held out), lesion label only (the gland is not "
+            f"annotated there and left out of the loss)"
+        )
+        saw.append(
+            f"- {counts['busbra_lesion_free']} lesion-free regions cut from those frames away from the lesion "
+            f"(lesion label annotated and empty)"
+        )
+    free = [r for r in results if "marks_anything" in r]
+    lines = [
+        "## What this model saw",
+        "",
+        *saw,
+        "",
+        "It is a lesion and gland model for research: trained on phantoms"
+        + (" and breast ultrasound" if busbra else "")
+        + ", never on a real TRUS frame. It is a starting point for fine-tuning on your own frames "
+        "(`--init_from`), **not for diagnosis**.",
+    ]
+    if free:
+        lines += [
+            "",
+            "On lesion-free held-out frames it marked a lesion on "
+            + ", ".join(f"{r['marks_anything']:.0%} of {r['dataset']}" for r in free)
+            + ".",
+        ]
+    if busbra:
+        lines += [
+            "",
+            "## Data credits",
+            "",
+            f"BUS-BRA: {BUSBRA_CITATION}. Used under its licence (permission to use, "
+            "copy, modify, merge, publish and distribute, with the copyright notice kept): Copyright (c) 2023, "
+            "the BUS-BRA authors.",
+        ]
+    return "\n".join(lines)
+
+
 def train_demo_models(
     out: str | Path = DEMO_MODELS_DIR,
-    epochs: int = 20,
+    busbra: str | Path | None = None,
     seed: int = 0,
-    n_train: int = 160,
-    image_size: int = 256,
-    minutes: float | None = None,
+    n_phantoms: int = 1200,
+    scale: float = 1.0,
+    names: tuple[str, ...] = ("fpn", "segformer"),
 ) -> list[Path]:
-    """Train both demo models (fixed epochs and seeds: the same command gives the same models on the same machine).
+    """Train the bundled models (fixed steps and seeds: the same command gives the same models on the same machine).
 
-    ``minutes`` optionally caps each run's wall time (then the result depends on the machine's speed)."""
+    ``busbra`` is the BUS-BRA folder (without it, phantoms only, and the cards say so); ``scale`` multiplies the
+    number of training steps (smaller for a quick try)."""
+    from .fileio import write_json
+    from .modelcard import render_model_card
+    from .models import load_model
+    from .pipeline import SegmentationPipeline
     from .training import TrainingArguments, train
 
     torch.use_deterministic_algorithms(True, warn_only=True)
     out = Path(out)
-    train_ds = synthetic_dataset(n_train, 384, seed)
-    val_ds = synthetic_dataset(24, 384, seed + 10_000)
-    test_ds = synthetic_dataset(40, 384, seed + 20_000)
+    busbra = Path(busbra) if busbra else None
+    if busbra is None:
+        logger.warning("no BUS-BRA folder given: the models learn from phantoms only")
+    t0 = time.time()
+    train_ds, val_ds, counts = training_data(busbra, seed, n_phantoms)
+    sets = heldout_sets(busbra)
+    logger.info("data ready in %.0f s: %s", time.time() - t0, counts)
     paths = []
-    for name, config in DEMO_CONFIGS.items():
+    for name in names:
+        config = DEMO_CONFIGS[name]
+        recipe = RECIPES[name]
         run_dir = out.parent / ".demo_runs" / name
         args = TrainingArguments(
             output_dir=str(run_dir),
-            image_size=image_size,
-            epochs=epochs,
+            image_size=IMAGE_SIZE,
+            epochs=recipe["epochs"],
+            max_steps_per_epoch=max(1, int(STEPS_PER_EPOCH * scale)),
             batch_size=8,
-            learning_rate=2e-3 if name == "fpn" else 1e-3,
-            lr_patience=3,
+            learning_rate=recipe["learning_rate"],
+            lr_patience=1,
             seed=seed,
-            diffusion_iterations=5,
+            diffusion_iterations=3,
             save_dtype="float16",
             tensorboard=False,
-            dataset_name="synthetic TRUS phantoms (trus-hf)",
-            max_train_minutes=minutes or 0.0,
+            dataset_name="TRUS phantoms" + (" + BUS-BRA" if busbra else ""),
         )
-        summary = train(config, args, train_ds, val_ds, test_ds)
-        model_dir = Path(summary["model_dir"])
+        started = time.time()
+        summary = train(config, args, train_ds, val_ds)
+        model, processor = load_model(summary["model_dir"])
+        results = heldout_results(SegmentationPipeline(model, processor, device="cpu"), sets)
+        minutes = (time.time() - started) / 60
+        training = {
+            "recipe": f"Adam lr {recipe['learning_rate']}, ReduceLROnPlateau, {recipe['epochs']} epochs of "
+            f"{args.max_steps_per_epoch} steps, batch 8, {IMAGE_SIZE}x{IMAGE_SIZE}, augmentation on",
+            "best_epoch": summary["best_epoch"],
+            "validation_iou": round(summary["best_val_iou"], 4),
+            "train_minutes": round(minutes, 1),
+            "seed": seed,
+            "command": "trus-hf demo-models" + (" --busbra <BUS-BRA folder>" if busbra else ""),
+        }
+        card = render_model_card(
+            model.config,
+            processor,
+            dataset_name=args.dataset_name,
+            results=results,
+            training=training,
+            sections=_sections(counts, results, busbra is not None),
+            note="lighter mobilenet_v2 encoder; train_fpn.py trains the full resnet152" if name == "fpn" else None,
+        )
         target = out / name
-        from .models import load_model
-
-        model, processor = load_model(model_dir)
-        card = (model_dir / "README.md").read_text()
-        note = NOTE.format(
-            " (lighter mobilenet_v2 encoder; train_fpn.py trains the full resnet152)" if name == "fpn" else ""
-        )
-        card = card.replace("## Model\n", f"## Model\n\n> {note[0].upper() + note[1:]}\n", 1)
         model.save_pretrained(target, processor=processor, card=card, dtype=torch.float16)
+        write_json(
+            target / "heldout_results.json", {"counts": counts, "results": results, "train_minutes": round(minutes, 1)}
+        )
+        logger.info("%s: %.1f min, %s", name, minutes, results)
         paths.append(target)
     return paths

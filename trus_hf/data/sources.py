@@ -18,7 +18,7 @@ PHANTOM_LABELS = ("gland", "lesion")
 
 
 def synthetic_dataset(
-    n: int, size: int = 256, seed: int = 0, config: Any = None, labels: Sequence[str] | None = None
+    n: int, size: int | tuple[int, int] = 256, seed: int = 0, config: Any = None, labels: Sequence[str] | None = None
 ) -> datasets.Dataset:
     """``n`` phantoms (seeds ``seed`` .. ``seed + n - 1``) as a Dataset with the standard columns; ``config`` is a
     `PhantomConfig` or a preset name (``default``, ``clean``, ``hard``, ``shifted``). Without ``labels`` the
@@ -30,7 +30,7 @@ def synthetic_dataset(
         raise ValueError(f"phantoms know the labels {PHANTOM_LABELS}, not {sorted(unknown)}")
     rows = []
     for s in range(seed, seed + n):
-        ph = generate_phantom(s, (size, size), config)
+        ph = generate_phantom(s, size, config)
         masks = {"gland": ph.gland_mask, "lesion": ph.lesion_mask}
         columns = (
             {mask_column(lb): {"bytes": png_bytes(masks[lb]), "path": None} for lb in labels}

@@ -185,8 +185,11 @@ class TorchSegmentationDataset(Dataset):
         if self.aug is not None:
             # label stacks (L, H, W) go through albumentations as one multi-channel mask (H, W, L)
             out = self.aug(image=x, mask=y if y.ndim == 2 else np.ascontiguousarray(y.transpose(1, 2, 0)))
-            x, y = np.clip(out["image"], 0.0, 1.0), out["mask"]
-            y = y if y.ndim == 2 or row["y"].ndim == 2 else np.ascontiguousarray(y.transpose(2, 0, 1))
+            x, augmented = np.clip(out["image"], 0.0, 1.0), out["mask"]
+            if y.ndim == 3:  # a label not annotated on this image stays unannotated where the transform filled in
+                augmented = np.ascontiguousarray(augmented.transpose(2, 0, 1))
+                augmented[(y == IGNORE).all(axis=(1, 2))] = IGNORE
+            y = augmented
         return {
             "pixel_values": torch.from_numpy(self.processor.finalize(x)),
             "labels": torch.from_numpy(y.astype(np.int64)),
