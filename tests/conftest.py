@@ -58,16 +58,17 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
-    """The app with its bundled demo models, served on a free local port for the whole session."""
+    """The app with its bundled models, served on a free local port for the whole session."""
     import numpy as np
     from PIL import Image
 
     import app as trus_app
+    from test_prepare import write_dicom
     from trus_hf.demo import demo_model_paths
     from trus_hf.synthetic import generate_phantom
 
     assert set(demo_model_paths()) == {"fpn", "segformer"}, "bundled demo models are missing"
-    cache = trus_app.ModelCache()
+    cache = trus_app.make_cache()
     trus_app.warm_up(cache)
     demo = trus_app.build_demo(cache)
     port = free_port()
@@ -80,9 +81,12 @@ def served(tmp_path_factory):
         max_file_size=trus_app.MAX_FILE_BYTES,
     )
     folder = tmp_path_factory.mktemp("inputs")
-    ph = generate_phantom(3, (300, 360))  # two lesions: the IoU checks compare real masks
+    ph = generate_phantom(3, (300, 360), "clean")  # a lesion-bearing frame: the IoU checks compare real masks
+    assert ph.n_lesions and ph.lesion_mask.any()
     Image.fromarray(ph.image).save(folder / "frame.png")
     Image.fromarray(ph.lesion_mask * 255).save(folder / "frame_mask.png")
+    Image.fromarray(ph.gland_mask * 255).save(folder / "frame_gland.png")
+    write_dicom(folder / "frame.dcm", ph.image[None])
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder / "small_mask.png")
     (folder / "notes.png").write_text("this is text, not an image")
     Image.fromarray(np.zeros((5000, 6000), np.uint8)).save(folder / "huge.png")  # 30 MP, a few kB compressed

@@ -257,7 +257,11 @@ class Handler(BaseHTTPRequestHandler):
                 "private": False,
                 "disabled": False,
                 "gated": False,
-                "siblings": [{"rfilename": p} for p in sorted(files)],
+                # sizes and blob ids as the Hub gives them with ?blobs=true (model_info(files_metadata=True))
+                "siblings": [
+                    {"rfilename": p, "size": len(files[p]["data"]), "blobId": _git_blob_id(files[p]["data"])}
+                    for p in sorted(files)
+                ],
                 "tags": [],
                 "downloads": 0,
                 "likes": 0,

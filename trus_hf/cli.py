@@ -196,8 +196,10 @@ def cmd_prepare(a: argparse.Namespace) -> None:
 
 
 def cmd_import_labels(a: argparse.Namespace) -> None:
+    from .data import parse_label_map, parse_missing_labels
     from .prepare import import_labels
 
+    values = {lb: [int(v) for v in vs] for lb, vs in (parse_label_map(a.label_values) or {}).items()} or None
     report = import_labels(
         a.export,
         a.out,
@@ -208,6 +210,10 @@ def cmd_import_labels(a: argparse.Namespace) -> None:
         seed=a.seed,
         overwrite=a.overwrite,
         mask_suffix=a.mask_suffix,
+        labels=a.labels,
+        label_map=parse_label_map(a.label_map),
+        label_values=values,
+        missing_labels=parse_missing_labels(a.missing_labels),
     )
     print(report)
 
@@ -332,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--push-to-hub", default=None, help="dataset repo ID")
     s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--labels", nargs="+", default=None, help="several labels, e.g. gland lesion (mask_<label> columns)")
+    s.add_argument("--label-map", default=None, help="categories of each label: 'gland=prostate;lesion=tumor,pca'")
+    s.add_argument("--label-values", default=None, help="indexed masks: pixel values per label: 'gland=1,2;lesion=2'")
+    s.add_argument(
+        "--missing-labels",
+        default="error",
+        help="a label without annotation on an image: error, ignore, empty, or 'lesion=empty,gland=ignore'",
+    )
     s.set_defaults(func=cmd_import_labels)
 
     s = sub.add_parser("export-for-labeling", help="images + model predictions as COCO pre-annotations")

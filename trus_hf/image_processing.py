@@ -347,18 +347,26 @@ class TrusImageProcessor(BaseImageProcessor):
         With ``geometries`` (from `preprocess`) crop, resize and padding are undone exactly; outside the crop the
         probability is 0. With only ``target_sizes`` the whole canvas is resized, as transformers processors do.
         """
-        logits = self._logits_numpy(outputs)
-        n, n_labels = logits.shape[:2]
+        return self._to_original(self._logits_numpy(outputs), geometries, target_sizes, _sigmoid)
+
+    def post_process_maps(self, maps: Any, geometries: Sequence[Geometry | dict]) -> list[np.ndarray]:
+        """Any per-pixel maps on the model canvas (N, L, H, W), e.g. an uncertainty, mapped back into the original
+        image geometry like the probabilities (0 outside the crop)."""
+        return self._to_original(self._logits_numpy(maps), geometries, None, lambda v: v)
+
+    @staticmethod
+    def _to_original(values: np.ndarray, geometries, target_sizes, fn) -> list[np.ndarray]:
+        n, n_labels = values.shape[:2]
         if geometries is None:
             if target_sizes is None:
-                return [_sigmoid(logits[i, 0] if n_labels == 1 else logits[i]) for i in range(n)]
+                return [fn(values[i, 0] if n_labels == 1 else values[i]) for i in range(n)]
             geometries = [
-                Geometry(h, w, (0, 0, w, h), tuple(logits.shape[2:]), (0, 0), tuple(logits.shape[2:]))
+                Geometry(h, w, (0, 0, w, h), tuple(values.shape[2:]), (0, 0), tuple(values.shape[2:]))
                 for h, w in target_sizes
             ]
         if len(geometries) != n:
-            raise ValueError(f"got {n} logits but {len(geometries)} geometries")
-        probs = []
+            raise ValueError(f"got {n} predictions but {len(geometries)} geometries")
+        out_maps = []
         for i, geo in enumerate(geometries):
             geo = Geometry(**geo) if isinstance(geo, dict) else geo
             top, left = geo.offset
@@ -366,10 +374,10 @@ class TrusImageProcessor(BaseImageProcessor):
             x0, y0, x1, y1 = geo.crop
             out = np.zeros((n_labels, geo.orig_height, geo.orig_width), np.float32)
             for c in range(n_labels):
-                region = logits[i, c, top : top + rh, left : left + rw]
-                out[c, y0:y1, x0:x1] = _sigmoid(cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR))
-            probs.append(out[0] if n_labels == 1 else out)
-        return probs
+                region = values[i, c, top : top + rh, left : left + rw]
+                out[c, y0:y1, x0:x1] = fn(cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR))
+            out_maps.append(out[0] if n_labels == 1 else out)
+        return out_maps
 
     def post_process_semantic_segmentation(
         self,

@@ -49,6 +49,10 @@ class SegmentationResult:
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     label_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     label_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: With ``uncertainty=True``: per-pixel standard deviation of the probability over the views (flip TTA,
+    #: ensemble members), of the primary label and of every label.
+    uncertainty: np.ndarray | None = None
+    label_uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -102,6 +106,8 @@ class SegmentationPipeline:
         largest_component_only: keep only the largest connected component of each label's mask.
         lesion_within_gland: for a model with ``gland`` and ``lesion`` labels, keep only the lesion inside the
             predicted gland (cancer is judged inside the prostate).
+        uncertainty: also return the per-pixel spread of the probability over the views (needs ``tta_flip`` or an
+            ensemble): where the model is unsure.
         tta_flip: average the prediction with that of the horizontally flipped image.
         batch_size: images per forward pass when a list is given.
         device: torch device for PyTorch models (default: CUDA when available).
@@ -117,6 +123,7 @@ class SegmentationPipeline:
         batch_size: int = 4,
         device: str | torch.device | None = None,
         lesion_within_gland: bool = False,
+        uncertainty: bool = False,
     ):
         threshold = _checked_threshold(threshold)
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
@@ -130,6 +137,9 @@ class SegmentationPipeline:
         if lesion_within_gland and not {"gland", "lesion"} <= set(self.labels):
             raise ValueError(f"lesion_within_gland needs a model with 'gland' and 'lesion' labels, got {self.labels}")
         self.lesion_within_gland = lesion_within_gland
+        if uncertainty and len(self.models) * (2 if tta_flip else 1) < 2:
+            raise ValueError("uncertainty needs several views: pass tta_flip=True or an ensemble of models")
+        self.uncertainty = uncertainty
         self.processor = processor
         self.threshold = threshold
         self.largest_component_only = largest_component_only
@@ -168,6 +178,12 @@ class SegmentationPipeline:
     @torch.inference_mode()
     def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Mean logit of the ensemble (and of the flipped view when ``tta_flip``) for a processed batch."""
+        outs = self.view_logits(pixel_values)
+        return torch.stack(outs).mean(0) if len(outs) > 1 else outs[0]
+
+    @torch.inference_mode()
+    def view_logits(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """The logits of every view: each ensemble member, and its flipped view when ``tta_flip``."""
         outs = []
         for m in self.models:
             x = pixel_values.to(self.device) if isinstance(m, torch.nn.Module) else pixel_values
@@ -176,7 +192,7 @@ class SegmentationPipeline:
             outs.append(m(x).logits.float().cpu())
             if self.tta_flip:
                 outs.append(m(torch.flip(x, dims=[-1])).logits.float().cpu().flip(dims=[-1]))
-        return torch.stack(outs).mean(0) if len(outs) > 1 else outs[0]
+        return outs
 
     def _ground_truths(self, gt: Any) -> dict[str, np.ndarray]:
         """One image's ground truth -> {label: 0/1 mask}: a single mask (file, array) is the primary label's; a dict
@@ -263,10 +279,17 @@ class SegmentationPipeline:
             loaded = [_load_input(x, self.processor.max_pixels) for x in chunk]
             batch = self.processor([a for a, _ in loaded])
             t1 = time.perf_counter()
-            logits = self.logits(batch["pixel_values"])
+            views = self.view_logits(batch["pixel_values"])
+            logits = torch.stack(views).mean(0) if len(views) > 1 else views[0]
             t2 = time.perf_counter()
             gts = ground_truths[start : start + len(chunk)] if ground_truths is not None else None
             chunk_results = self.postprocess(logits, batch["geometries"], gts, threshold)
+            if self.uncertainty:
+                spread = torch.stack([torch.sigmoid(v) for v in views]).std(0, unbiased=False)
+                for r, u in zip(chunk_results, self.processor.post_process_maps(spread, batch["geometries"])):
+                    stack = u[None] if u.ndim == 2 else u
+                    r.label_uncertainty = dict(zip(self.labels, stack))
+                    r.uncertainty = r.label_uncertainty[self.primary_label]
             t3 = time.perf_counter()
             n = len(chunk)
             for r, (_, source) in zip(chunk_results, loaded):

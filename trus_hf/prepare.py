@@ -35,12 +35,12 @@ from .fileio import (
     write_png,
 )
 from .image_processing import detect_ultrasound_roi
+from .video import VIDEO_EXTENSIONS, iter_video
 
 __all__ = ["PrepareReport", "VIDEO_EXTENSIONS", "export_for_labeling", "import_labels", "prepare_frames"]
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg")
 MANIFEST_FIELDS = [
     "file",
     "group",
@@ -90,30 +90,17 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
 
 
 def _video_frames(path: Path, every: int, on_change: float) -> Iterator[tuple[int, np.ndarray]]:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"{path}: cannot open video")
+    """Every ``every``-th frame of a video, and with ``on_change`` only frames that differ from the last kept one."""
     last = None
-    index = 0
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            keep = index % max(1, every) == 0
-            if keep and on_change > 0:
-                gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-                keep = last is None or float(np.abs(gray - last).mean()) > on_change
-                if keep:
-                    last = gray
+    for index, rgb in iter_video(path):
+        keep = index % max(1, every) == 0
+        if keep and on_change > 0:
+            gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            keep = last is None or float(np.abs(gray - last).mean()) > on_change
             if keep:
-                yield index, rgb
-            index += 1
-    finally:
-        cap.release()
-    if index == 0:
-        raise ValueError(f"{path}: video has no decodable frames")
+                last = gray
+        if keep:
+            yield index, rgb
 
 
 def _frames_of(
@@ -263,27 +250,35 @@ def _validation(dsd, report) -> dict[str, Any]:
         "duplicates_across_splits": [],
     }
     hashes: dict[str, list[tuple[str, Any]]] = {}
-    coverage = {}
+    coverage: dict[str, Any] = {}
+    out["not_annotated"] = []
     for split, ds in dsd.items():
-        fractions = []
+        columns = ["mask"] if "mask" in ds.column_names else [c for c in ds.column_names if c.startswith("mask_")]
+        fractions: dict[str, list[float]] = {c: [] for c in columns}
         for item in ds:
-            img, mask = np.asarray(item["image"]), np.asarray(item["mask"]) > 0
-            fractions.append(float(mask.mean()))
-            if not mask.any():
-                out["empty_masks"].append(f"{split}/{item['file']}")
-            else:
-                gray = to_gray_float(img)
-                outside = (gray[mask] < 0.02).mean()
-                if outside > 0.5:
-                    out["masks_outside_ultrasound"].append(
-                        f"{split}/{item['file']} ({outside:.0%} of the mask on black pixels)"
-                    )
+            img = np.asarray(item["image"])
+            for column in columns:
+                tag = "" if column == "mask" else f" ({column[len('mask_') :]})"
+                if item[column] is None:
+                    out["not_annotated"].append(f"{split}/{item['file']}{tag}")
+                    continue
+                mask = np.asarray(item[column]) > 0
+                fractions[column].append(float(mask.mean()))
+                if not mask.any():
+                    out["empty_masks"].append(f"{split}/{item['file']}{tag}")
+                else:
+                    outside = (to_gray_float(img)[mask] < 0.02).mean()
+                    if outside > 0.5:
+                        out["masks_outside_ultrasound"].append(
+                            f"{split}/{item['file']}{tag} ({outside:.0%} of the mask on black pixels)"
+                        )
             hashes.setdefault(split, []).append((item["file"], imagehash.phash(Image.fromarray(_to_uint8(img)))))
-        coverage[split] = {
-            "mean": float(np.mean(fractions)),
-            "min": float(np.min(fractions)),
-            "max": float(np.max(fractions)),
+        stats = {
+            c: {"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+            for c, v in fractions.items()
+            if v
         }
+        coverage[split] = stats["mask"] if columns == ["mask"] else stats
     splits = list(hashes)
     for i, a in enumerate(splits):
         for b in splits[i + 1 :]:
@@ -305,9 +300,16 @@ def import_labels(
     seed: int = 0,
     overwrite: bool = False,
     mask_suffix: str = "",
+    labels: Sequence[str] | None = None,
+    label_map: dict[str, Sequence[str]] | None = None,
+    label_values: dict[str, Sequence[int]] | None = None,
+    missing_labels: str | dict[str, str] = "error",
 ) -> str:
     """Labeling export -> ``out_dir/dataset`` (``save_to_disk``), ``README.md`` dataset card and
-    ``validation_report.json``; optionally pushed to the Hub as a dataset. Returns a printable summary."""
+    ``validation_report.json``; optionally pushed to the Hub as a dataset. Returns a printable summary.
+
+    Several ``labels``: one ``mask_<label>`` column each; the card records which categories became which label and
+    what a label missing from an image means (see `trus_hf.data.load_dataset_with_report`)."""
     import datasets
 
     from .data import group_train_test_split, load_dataset_with_report
@@ -315,7 +317,17 @@ def import_labels(
     out = Path(out_dir)
     if (out / "dataset").exists() and not overwrite:
         raise FileExistsError(f"{out / 'dataset'} exists; pass --overwrite to replace it")
-    dsd, report = load_dataset_with_report(export, format=format, categories=categories, mask_suffix=mask_suffix)
+    multi = {}
+    if labels:
+        multi = {
+            "labels": list(labels),
+            "label_map": label_map,
+            "label_values": label_values,
+            "missing_labels": missing_labels,
+        }
+    dsd, report = load_dataset_with_report(
+        export, format=format, categories=categories, mask_suffix=mask_suffix, **multi
+    )
     if not dsd:
         raise ValueError(f"{export}: no valid image/mask pairs; problems:\n{report.summary()}")
     if test_size > 0 and "test" not in dsd:
@@ -345,16 +357,38 @@ def import_labels(
         "| split | images | groups | mean mask coverage |",
         "|---|---|---|---|",
     ]
-    card += [f"| {s} | {counts[s]} | {groups[s]} | {validation['mask_coverage'][s]['mean']:.2%} |" for s in counts]
+
+    def coverage(split: str) -> str:
+        c = validation["mask_coverage"][split]
+        return f"{c['mean']:.2%}" if "mean" in c else ", ".join(f"{k[5:]} {v['mean']:.2%}" for k, v in c.items())
+
+    card += [f"| {s} | {counts[s]} | {groups[s]} | {coverage(s)} |" for s in counts]
+    if labels:
+        policy = missing_labels if isinstance(missing_labels, dict) else {lb: missing_labels for lb in labels}
+        card += ["", "## Labels", "", "| label | column | from | not annotated on an image |", "|---|---|---|---|"]
+        for lb in labels:
+            source = (
+                f"pixel values {list(label_values[lb])}"
+                if label_values
+                else f"categories {list((label_map or {}).get(lb, [lb]))}"
+            )
+            rule = {"error": "refused", "ignore": "left out of the loss (None)", "empty": "an empty mask"}.get(
+                policy.get(lb, "error"), policy.get(lb, "error")
+            )
+            card.append(f"| {lb} | `mask_{lb}` | {source} | {rule} |")
+        columns = ", ".join(f"`mask_{lb}` (0/1, or None where not annotated)" for lb in labels)
+    else:
+        columns = "`mask` (0/1)"
     card += [
         "",
-        "Columns: `image`, `mask` (0/1), `group` (patient or case; splits never share a group), `source`, `file`.",
+        f"Columns: `image`, {columns}, `group` (patient or case; splits never share a group), `source`, `file`.",
         "",
         "## Validation",
         "",
     ]
     for key in (
         "unlabeled_images",
+        "not_annotated",
         "empty_masks",
         "masks_outside_ultrasound",
         "duplicates_across_splits",

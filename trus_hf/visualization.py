@@ -1,13 +1,39 @@
-"""Pictures of predictions: mask overlays on the original image, probability heatmaps, model disagreement."""
+"""Pictures of predictions: mask overlays on the original image (one colour per label, the ground truth as an
+outline), annotation layers that tell prediction, ground truth and their overlap apart, probability heatmaps and
+model disagreement.
+
+Example:
+    >>> import numpy as np
+    >>> from trus_hf.visualization import overlay
+    >>> image = np.zeros((32, 32), np.uint8)
+    >>> mask = np.zeros((32, 32), np.uint8); mask[8:16, 8:16] = 1
+    >>> overlay(image, {"gland": mask, "lesion": mask * 0}).shape
+    (32, 32, 3)
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .arrays import to_rgb8
 
-__all__ = ["disagreement", "heatmap", "overlay", "to_rgb8"]
+__all__ = ["LABEL_COLORS", "annotations", "disagreement", "heatmap", "label_color", "overlay", "to_rgb8"]
+
+#: Display colours (RGB) of the labels trus-hf knows; other labels take colours from `_PALETTE` in turn.
+LABEL_COLORS = {"lesion": (255, 60, 60), "gland": (60, 150, 255)}
+_PALETTE = [(255, 190, 40), (180, 90, 255), (40, 220, 200), (255, 120, 200)]
+GT_COLOR = (60, 255, 60)
+
+
+def label_color(label: str, index: int = 0) -> tuple[int, int, int]:
+    return LABEL_COLORS.get(label, _PALETTE[index % len(_PALETTE)])
+
+
+def _hex(color: tuple[int, int, int]) -> str:
+    return "#" + "".join(f"{c:02x}" for c in color)
 
 
 def _outline(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> None:
@@ -16,15 +42,51 @@ def _outline(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> 
     cv2.drawContours(rgb, contours, -1, color, thick)
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = None, alpha: float = 0.45) -> np.ndarray:
-    """RGB uint8: the predicted mask as a red fill and outline, the ground truth (if any) as a green outline."""
+def _as_dict(masks: Any, name: str) -> dict[str, np.ndarray]:
+    if masks is None:
+        return {}
+    return dict(masks) if isinstance(masks, dict) else {name: masks}
+
+
+def overlay(image: np.ndarray, mask: Any, gt: Any = None, alpha: float = 0.45) -> np.ndarray:
+    """RGB uint8: each predicted label as a translucent fill and outline in its colour (a single mask: red, as the
+    lesion), the ground truth (a mask, or a dict per label) as green outlines."""
     rgb = to_rgb8(image).copy()
-    m = mask.astype(bool)
-    rgb[m] = (rgb[m] * (1 - alpha) + np.array([255, 40, 40]) * alpha).astype(np.uint8)
-    _outline(rgb, mask, (255, 60, 60))
-    if gt is not None:
-        _outline(rgb, gt, (60, 255, 60))
+    masks = _as_dict(mask, "lesion")
+    for i, (label, m) in enumerate(sorted(masks.items(), key=lambda kv: kv[0] != "gland")):  # lesion drawn on top
+        m = np.asarray(m).astype(bool)
+        color = np.array(label_color(label, i))
+        rgb[m] = (rgb[m] * (1 - alpha) + color * alpha).astype(np.uint8)
+        _outline(rgb, m, tuple(int(c) for c in color))
+    for g in _as_dict(gt, "lesion").values():
+        if g is not None:
+            _outline(rgb, np.asarray(g), GT_COLOR)
     return rgb
+
+
+def annotations(
+    masks: dict[str, np.ndarray], ground_truths: dict[str, np.ndarray] | None = None
+) -> tuple[list[tuple[np.ndarray, str]], dict[str, str]]:
+    """Layers for an annotated image (e.g. ``gr.AnnotatedImage``) and their colours: per label its prediction, and
+    where a ground truth exists ``predicted only``, ``missed`` (ground truth only) and ``both``."""
+    layers, colors = [], {}
+    for i, (label, m) in enumerate(masks.items()):
+        m = np.asarray(m).astype(bool)
+        gt = (ground_truths or {}).get(label)
+        base = label_color(label, i)
+        if gt is None:
+            layers.append((m.astype(np.float32), label))
+            colors[label] = _hex(base)
+            continue
+        g = np.asarray(gt).astype(bool)
+        for name, part, color in (
+            (f"{label}: predicted only", m & ~g, base),
+            (f"{label}: missed", g & ~m, GT_COLOR),
+            (f"{label}: both", m & g, (255, 255, 80)),
+        ):
+            layers.append((part.astype(np.float32), name))
+            colors[name] = _hex(color)
+    return layers, colors
 
 
 def heatmap(probabilities: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ Example:
 """
 
 from .collect import FEATURES, MISSING_POLICIES, DataReport, dataset_labels, mask_column
-from .loading import FORMATS, load_dataset, load_dataset_with_report
+from .loading import FORMATS, load_dataset, load_dataset_with_report, parse_label_map, parse_missing_labels
 from .sources import PHANTOM_LABELS, synthetic_dataset
 from .splits import group_kfold, group_train_test_split
 
@@ -49,5 +49,7 @@ __all__ = [
     "load_dataset",
     "load_dataset_with_report",
     "mask_column",
+    "parse_label_map",
+    "parse_missing_labels",
     "synthetic_dataset",
 ]

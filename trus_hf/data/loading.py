@@ -18,7 +18,7 @@ from .roboflow import roboflow_mask_candidates
 from .sources import load_hub, load_synthetic
 from .yolo import yolo_seg_candidates
 
-__all__ = ["FORMATS", "load_dataset", "load_dataset_with_report"]
+__all__ = ["FORMATS", "load_dataset", "load_dataset_with_report", "parse_label_map", "parse_missing_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,30 @@ _LOADERS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "yolo-seg": (yolo_seg_candidates, _EXPORT),
     "imagefolder": (imagefolder_candidates, ("extra_columns", "labels")),
 }
+
+
+def parse_label_map(text: str | None) -> dict[str, list[str]] | None:
+    """``"gland=prostate;lesion=tumor,pca"`` (the command line's form) -> ``{"gland": ["prostate"], ...}``."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(";"):
+        label, _, names = part.partition("=")
+        if not label.strip() or not names.strip():
+            raise ValueError(f"label map: expected 'label=category[,category...]' parts separated by ';', got {part!r}")
+        out[label.strip()] = [n.strip() for n in names.split(",") if n.strip()]
+    return out
+
+
+def parse_missing_labels(text: str) -> str | dict[str, str]:
+    """``"ignore"`` or ``"lesion=empty,gland=ignore"`` (the command line's form) -> a policy or a dict per label."""
+    if "=" not in text:
+        return text.strip()
+    out = {}
+    for part in text.split(","):
+        label, _, policy = part.partition("=")
+        out[label.strip()] = policy.strip()
+    return out
 
 
 def _detect_format(source: str) -> str:

@@ -75,7 +75,8 @@ def load_hub(source: str, revision: str | None = None, labels: Sequence[str] | N
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     for split, ds in loaded.items():
-        masks = {mask_column(lb) for lb in labels} if labels else {"mask"}
+        has_label_columns = any(c.startswith("mask_") for c in ds.column_names)
+        masks = {mask_column(lb) for lb in labels} if labels else set() if has_label_columns else {"mask"}
         missing = ({"image"} | masks) - set(ds.column_names)
         if missing:
             raise ValueError(

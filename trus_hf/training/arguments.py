@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..configuration import TrusSegConfig
+from ..data.loading import parse_label_map, parse_missing_labels
 from ..image_processing import TrusImageProcessor
 
 __all__ = ["TrainingArguments", "parse_args"]
@@ -68,27 +69,11 @@ class TrainingArguments:
 
     def label_map_dict(self) -> dict[str, list[str]] | None:
         """``--label_map gland=prostate;lesion=tumor,pca`` as {label: [categories]}."""
-        if not self.label_map:
-            return None
-        out = {}
-        for part in self.label_map.split(";"):
-            label, _, names = part.partition("=")
-            if not label.strip() or not names.strip():
-                raise ValueError(
-                    f"--label_map: expected 'label=category[,category...]' parts separated by ';', got {part!r}"
-                )
-            out[label.strip()] = [n.strip() for n in names.split(",") if n.strip()]
-        return out
+        return parse_label_map(self.label_map)
 
     def missing_dict(self) -> str | dict[str, str]:
         """``--missing_labels ignore`` or ``lesion=empty,gland=ignore``."""
-        if "=" not in self.missing_labels:
-            return self.missing_labels
-        out = {}
-        for part in self.missing_labels.split(","):
-            label, _, policy = part.partition("=")
-            out[label.strip()] = policy.strip()
-        return out
+        return parse_missing_labels(self.missing_labels)
 
     def processor(self) -> TrusImageProcessor:
         return TrusImageProcessor(
