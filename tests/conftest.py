@@ -61,9 +61,9 @@ def served(tmp_path_factory):
     """The app with its bundled models, served on a free local port for the whole session."""
     import numpy as np
     from PIL import Image
+    from test_prepare import write_dicom
 
     import app as trus_app
-    from test_prepare import write_dicom
     from trus_hf.demo import demo_model_paths
     from trus_hf.synthetic import generate_phantom
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import segmentation_models_pytorch as smp
 import torch
+from conftest import tiny_processor
 from PIL import Image
 from transformers import SegformerForSemanticSegmentation
 
-from conftest import tiny_processor
 from trus_hf import SegmentationPipeline, TrusSegConfig, create_model, load_model
 from trus_hf.arrays import IGNORE
 from trus_hf.data import load_dataset, load_dataset_with_report, synthetic_dataset

@@ -8,9 +8,9 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import ROOT, tiny_model, tiny_processor
 from hub_server import LocalHub
+
 from trus_hf.serving import ModelCache, ModelSourceError, SourcePolicy, safe_message
 
 
