@@ -18,6 +18,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no analytics calls
 
+import functools
 import logging
 import tempfile
 import time
@@ -158,6 +159,21 @@ def make_examples(n: int = 3) -> list[list[str]]:
 
 def _metric(value: float | None) -> float | None:
     return None if value is None else round(float(value), 4)
+
+
+def _view(fn, numbers: tuple[int, ...]):
+    """The page's version of an action: its number outputs (at positions ``numbers``) are shown once computed and
+    hidden while there is none, never a "0" that means nothing. API clients call the action itself and get plain
+    numbers."""
+
+    @functools.wraps(fn)
+    def view(*args, **kwargs):
+        out = list(fn(*args, **kwargs))
+        for i in numbers:
+            out[i] = gr.update(value=out[i], visible=out[i] is not None)
+        return tuple(out)
+
+    return view
 
 
 class Handlers:
@@ -532,19 +548,27 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                     interactive=False,
                 )
             with gr.Row():
-                iou_out = gr.Number(label="IoU", value=None, elem_id="iou", interactive=False)
-                dice_out = gr.Number(label="Dice", value=None, elem_id="dice", interactive=False)
+                iou_out = gr.Number(label="IoU", visible=False, elem_id="iou", interactive=False)
+                dice_out = gr.Number(label="Dice", visible=False, elem_id="dice", interactive=False)
                 masks_out = gr.File(
                     label="Masks (lossless PNG, one per label)", file_count="multiple", elem_id="mask_download"
                 )
             info_out = gr.JSON(label="Details, scores per label and timings", elem_id="details")
             inputs = [image_file, mask_file, choice, custom, backend, threshold, uncertainty, within_gland, more_masks]
-            run.click(
-                app.predict,
-                [*inputs, opacity],
-                [annotated, overlay_out, slider, heat_out, spread_out, masks_out, iou_out, dice_out, info_out, state],
-                api_name="predict",
-            )
+            predict_outputs = [
+                annotated,
+                overlay_out,
+                slider,
+                heat_out,
+                spread_out,
+                masks_out,
+                iou_out,
+                dice_out,
+                info_out,
+                state,
+            ]
+            run.click(_view(app.predict, (6, 7)), [*inputs, opacity], predict_outputs, api_name=False)
+            gr.Button(visible=False).click(app.predict, [*inputs, opacity], predict_outputs, api_name="predict")
             opacity.release(app.repaint, [state, opacity], overlay_out, api_name=False)
             # API only (the button is never shown): the same prediction without the pictures.
             gr.Button(visible=False).click(
@@ -567,19 +591,17 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                     elem_id="disagreement",
                 )
             with gr.Row():
-                iou_a = gr.Number(label="A: IoU", value=None, elem_id="iou_a", interactive=False)
-                dice_a = gr.Number(label="A: Dice", value=None, elem_id="dice_a", interactive=False)
-                ms_a = gr.Number(label="A: time (ms)", value=None, elem_id="ms_a", interactive=False)
-                iou_b = gr.Number(label="B: IoU", value=None, elem_id="iou_b", interactive=False)
-                dice_b = gr.Number(label="B: Dice", value=None, elem_id="dice_b", interactive=False)
-                ms_b = gr.Number(label="B: time (ms)", value=None, elem_id="ms_b", interactive=False)
-                agree = gr.Number(label="A-B agreement (IoU)", value=None, elem_id="agreement", interactive=False)
-            run_cmp.click(
-                app.compare,
-                [image_file, mask_file, choice, custom, backend, choice_b, custom_b, backend_b, threshold],
-                [img_a, iou_a, dice_a, ms_a, img_b, iou_b, dice_b, ms_b, diff_img, agree],
-                api_name="compare",
-            )
+                iou_a = gr.Number(label="A: IoU", visible=False, elem_id="iou_a", interactive=False)
+                dice_a = gr.Number(label="A: Dice", visible=False, elem_id="dice_a", interactive=False)
+                ms_a = gr.Number(label="A: time (ms)", visible=False, elem_id="ms_a", interactive=False)
+                iou_b = gr.Number(label="B: IoU", visible=False, elem_id="iou_b", interactive=False)
+                dice_b = gr.Number(label="B: Dice", visible=False, elem_id="dice_b", interactive=False)
+                ms_b = gr.Number(label="B: time (ms)", visible=False, elem_id="ms_b", interactive=False)
+                agree = gr.Number(label="A-B agreement (IoU)", visible=False, elem_id="agreement", interactive=False)
+            compare_in = [image_file, mask_file, choice, custom, backend, choice_b, custom_b, backend_b, threshold]
+            compare_out = [img_a, iou_a, dice_a, ms_a, img_b, iou_b, dice_b, ms_b, diff_img, agree]
+            run_cmp.click(_view(app.compare, (1, 2, 3, 5, 6, 7, 9)), compare_in, compare_out, api_name=False)
+            gr.Button(visible=False).click(app.compare, compare_in, compare_out, api_name="compare")
 
         with gr.Tab("Batch"):
             gr.Markdown(
@@ -655,20 +677,21 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
             with gr.Row():
                 corrected = gr.File(label="Corrected mask (binary PNG)", elem_id="corrected_mask")
                 change = gr.Number(
-                    label="IoU between prediction and correction", value=None, elem_id="change", interactive=False
+                    label="IoU between prediction and correction", visible=False, elem_id="change", interactive=False
                 )
-                pixels = gr.Number(label="Mask pixels", value=None, elem_id="mask_pixels", interactive=False)
+                pixels = gr.Number(label="Mask pixels", visible=False, elem_id="mask_pixels", interactive=False)
             open_editor.click(
                 app.edit, [image_file, choice, custom, backend, threshold], [editor, predicted], api_name="edit"
             )
-            save.click(app.correct, [editor, predicted, image_file], [corrected, change, pixels], api_name="correct")
+            correct_in, correct_out = [editor, predicted, image_file], [corrected, change, pixels]
+            save.click(_view(app.correct, (1, 2)), correct_in, correct_out, api_name=False)
+            gr.Button(visible=False).click(app.correct, correct_in, correct_out, api_name="correct")
 
         examples = [[img, lesion, [gland], img] for img, lesion, gland in make_examples()]
         gr.Examples(
             examples,
             inputs=[image_file, mask_file, more_masks, preview],
-            label="Synthetic TRUS frames with their lesion and gland masks",
-            example_labels=[f"phantom {i + 1}" for i in range(len(examples))],
+            label="Synthetic TRUS frames with their lesion and gland masks (click one)",
         )
     # Bounded memory under several users: two inferences at a time, a queue of at most 32 waiting.
     demo.queue(default_concurrency_limit=2, max_size=32)

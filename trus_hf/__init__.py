@@ -9,6 +9,9 @@ from .image_processing import Geometry, TrusImageProcessor
 from .metrics import EVALUATE_MODULE_PATH, aggregate, binary_metrics
 from .models import TrusFPN, TrusSegformer, TrusSegmentationModel, create_model, load_model
 from .pipeline import SegmentationPipeline, SegmentationResult
+from .transformers_integration import register as _register_with_transformers
+
+_register_with_transformers()  # transformers' Auto classes and image-segmentation pipeline know trus-hf models
 
 __version__ = "0.1.0"
 

@@ -51,10 +51,10 @@ def cmd_synth(a: argparse.Namespace) -> None:
 def cmd_predict(a: argparse.Namespace) -> None:
     import numpy as np
     from accelerate import PartialState
-    from tqdm.auto import tqdm
 
     from .fileio import read_image, write_csv, write_png
     from .pipeline import SegmentationPipeline
+    from .progress import progress
     from .visualization import overlay
 
     state = PartialState()
@@ -74,8 +74,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     rows, failures = [], []
     with state.split_between_processes(files) as mine:
-        for start in tqdm(
-            range(0, len(mine), a.batch_size), desc="predicting", unit="batch", disable=not state.is_local_main_process
+        for start in progress(
+            range(0, len(mine), a.batch_size), desc="predicting", unit="batch", enabled=state.is_local_main_process
         ):
             chunk = mine[start : start + a.batch_size]
             images = []
@@ -110,7 +110,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace, rest: Sequence[str]) -> None:
     from .training import main_train
 
-    main_train(a.architecture, rest)
+    main_train(a.architecture, rest, prog=f"trus-hf train {a.architecture}")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -228,7 +228,10 @@ def cmd_export_for_labeling(a: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trus-hf", description="TRUS segmentation: data, training, evaluation, export.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress and details (same as --log-level info)")
+    p.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"], help="logging level"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write synthetic TRUS phantoms with masks")
@@ -252,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="lesion/surrounding echo amplitude, one value or a LOW HIGH range (1 = isoechoic)",
     )
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-    s.set_defaults(func=cmd_synth)
+    s.set_defaults(func=cmd_synth, parser=s)
 
     s = sub.add_parser("predict", help="predict masks for a file or a folder")
     s.add_argument("--model", required=True, nargs="+", help="model folder(s) or Hub ID(s); several = ensemble")
@@ -264,13 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=4)
     s.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
     s.add_argument("--largest-component", action="store_true", help="keep only the largest connected component")
-    s.set_defaults(func=cmd_predict)
+    s.set_defaults(func=cmd_predict, parser=s)
 
     s = sub.add_parser(
         "train", help="train a model (see train_fpn.py / train_segformer.py --help for options)", add_help=False
     )
     s.add_argument("architecture", choices=["fpn", "segformer"])
-    s.set_defaults(func=cmd_train, passthrough=True)
+    s.set_defaults(func=cmd_train, passthrough=True, parser=s)
 
     s = sub.add_parser("evaluate", help="evaluate and compare models; writes an HTML report")
     s.add_argument("--model", required=True, action="append", help="model folder or Hub ID (repeat to compare)")
@@ -281,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     s.add_argument("--threshold", type=float, default=0.5)
     s.add_argument("--skip-invalid", action="store_true", help="skip invalid pairs (listed) instead of failing")
-    s.set_defaults(func=cmd_evaluate)
+    s.set_defaults(func=cmd_evaluate, parser=s)
 
     s = sub.add_parser("export-onnx", help="export to ONNX (optionally INT8) with a parity check")
     s.add_argument("--model", required=True, help="model folder or Hub ID")
@@ -291,14 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibration-data", default=None, help="dataset for INT8 calibration (default: synthetic)")
     s.add_argument("--calibration-size", type=int, default=16)
     s.add_argument("--no-check", action="store_true", help="skip the PyTorch parity check")
-    s.set_defaults(func=cmd_export_onnx)
+    s.set_defaults(func=cmd_export_onnx, parser=s)
 
     s = sub.add_parser("push", help="push a model folder to the Hub (card with metrics, ONNX when present)")
     s.add_argument("--model", required=True, help="model folder")
     s.add_argument("--repo-id", required=True, help="Hub repo ID, e.g. org/trus-fpn")
     s.add_argument("--private", action="store_true")
     s.add_argument("--revision", default=None, help="branch to push to")
-    s.set_defaults(func=cmd_push)
+    s.set_defaults(func=cmd_push, parser=s)
 
     s = sub.add_parser(
         "demo-models", help="train the bundled models on phantoms (+ BUS-BRA when given), deterministically"
@@ -310,11 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="BUS-BRA folder (real breast ultrasound; the Toshiba scanner is held out). Without it the "
         "models learn from phantoms only",
     )
-    s.add_argument("--phantoms", type=int, default=1200, help="training phantoms")
+    s.add_argument("--phantoms", type=int, default=3000, help="training phantoms")
     s.add_argument("--scale", type=float, default=1.0, help="multiply the training steps (e.g. 0.1 for a quick try)")
     s.add_argument("--model", nargs="+", choices=["fpn", "segformer"], default=["fpn", "segformer"])
     s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=cmd_demo_models)
+    s.set_defaults(func=cmd_demo_models, parser=s)
 
     s = sub.add_parser("prepare", help="raw frames (DICOM, images, videos) -> anonymised PNGs + manifest")
     s.add_argument("raw_dir")
@@ -326,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drop-duplicates", action="store_true", help="drop near-duplicate frames")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--resume", action="store_true", help="skip sources already in the manifest")
-    s.set_defaults(func=cmd_prepare)
+    s.set_defaults(func=cmd_prepare, parser=s)
 
     s = sub.add_parser("import-labels", help="labeling export -> validated datasets dataset + card + report")
     s.add_argument("export")
@@ -346,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="a label without annotation on an image: error, ignore, empty, or 'lesion=empty,gland=ignore'",
     )
-    s.set_defaults(func=cmd_import_labels)
+    s.set_defaults(func=cmd_import_labels, parser=s)
 
     s = sub.add_parser("export-for-labeling", help="images + model predictions as COCO pre-annotations")
     s.add_argument("--model", required=True)
@@ -354,24 +357,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--threshold", type=float, default=0.5)
     s.add_argument("--overwrite", action="store_true")
-    s.set_defaults(func=cmd_export_for_labeling)
+    s.set_defaults(func=cmd_export_for_labeling, parser=s)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand. A wrong option or value: the usage line and the reason on stderr, exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    command = getattr(args, "parser", parser)
+    level = logging.INFO if args.verbose else getattr(logging, args.log_level.upper())
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    if rest and not getattr(args, "passthrough", False):
+        command.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if getattr(args, "passthrough", False):
             args.func(args, rest)
         else:
-            if rest:
-                parser.error(f"unrecognized arguments: {' '.join(rest)}")
             args.func(args)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        command.print_usage(sys.stderr)
+        print(f"{command.prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

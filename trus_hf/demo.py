@@ -44,7 +44,7 @@ DEMO_CONFIGS = {
 }
 #: Per model: learning rate and epochs of ``STEPS_PER_EPOCH`` steps of batch 8 (fixed: the same command gives the
 #: same models on the same machine).
-RECIPES = {"fpn": {"learning_rate": 1e-3, "epochs": 8}, "segformer": {"learning_rate": 6e-4, "epochs": 6}}
+RECIPES = {"fpn": {"learning_rate": 1e-3, "epochs": 10}, "segformer": {"learning_rate": 6e-4, "epochs": 7}}
 STEPS_PER_EPOCH = 200
 IMAGE_SIZE = 256
 PHANTOM_SIZE = (336, 448)
@@ -67,7 +67,7 @@ def _common(ds: datasets.Dataset) -> datasets.Dataset:
 
 
 def training_data(
-    busbra: Path | None, seed: int = 0, n_phantoms: int = 1200
+    busbra: Path | None, seed: int = 0, n_phantoms: int = 3000
 ) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, int]]:
     """(train, validation, what each holds): phantoms with gland and lesion; with BUS-BRA, its frames of the other
     scanners (lesion label only) and lesion-free regions cut from them, split by case (official fold 1 of those
@@ -75,7 +75,7 @@ def training_data(
     from .data.busbra import busbra_table, lesion_free_crops, load_busbra
 
     train = [synthetic_dataset(n_phantoms, PHANTOM_SIZE, seed, "default", DEMO_LABELS)]
-    val = [synthetic_dataset(48, PHANTOM_SIZE, seed + 100_000, "default", DEMO_LABELS)]
+    val = [synthetic_dataset(64, PHANTOM_SIZE, seed + 100_000, "default", DEMO_LABELS)]
     counts = {"phantoms": n_phantoms}
     if busbra is not None:
         rows = [r for r in busbra_table(busbra) if HELD_OUT_DEVICE.lower() not in r["Device"].lower()]
@@ -189,7 +189,7 @@ def train_demo_models(
     out: str | Path = DEMO_MODELS_DIR,
     busbra: str | Path | None = None,
     seed: int = 0,
-    n_phantoms: int = 1200,
+    n_phantoms: int = 3000,
     scale: float = 1.0,
     names: tuple[str, ...] = ("fpn", "segformer"),
 ) -> list[Path]:

@@ -14,13 +14,13 @@ from typing import Any
 
 import datasets
 import numpy as np
-from tqdm.auto import tqdm
 
 from .arrays import mask_to_binary
 from .data import mask_column
 from .fileio import write_csv, write_json
 from .metrics import aggregate, binary_metrics
 from .pipeline import SegmentationPipeline
+from .progress import progress
 from .report import write_report
 
 __all__ = [
@@ -54,7 +54,7 @@ def evaluate_dataset(
     row per image and scored label (a label not annotated on an image is not scored there)."""
     columns = ground_truth_columns(ds, pipeline.labels, pipeline.primary_label)
     rows = []
-    for i in tqdm(range(len(ds)), desc=desc, leave=False):
+    for i in progress(range(len(ds)), desc=desc, unit="image"):
         item = ds[i]
         res = pipeline(np.asarray(item["image"]))  # metrics computed once below, with HD95
         for label, column in columns.items():

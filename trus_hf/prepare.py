@@ -137,7 +137,8 @@ def prepare_frames(
     with ``out_dir/manifest.csv``; near-duplicates (perceptual hash) are reported, and dropped if asked."""
     import imagehash
     from PIL import Image
-    from tqdm.auto import tqdm
+
+    from .progress import progress
 
     raw, out = Path(raw_dir), Path(out_dir)
     if not raw.is_dir():
@@ -167,7 +168,7 @@ def prepare_frames(
     )
     report = PrepareReport()
     rows = list(existing)
-    for path in tqdm(files, desc="preparing", unit="file"):
+    for path in progress(files, desc="preparing", unit="file"):
         source = _pseudonym(str(path.relative_to(raw)), salt)
         if source in done_sources:
             continue
@@ -436,9 +437,8 @@ def export_for_labeling(
 ) -> Path:
     """Predict every image and write it with ``_annotations.coco.json`` (polygons) that Roboflow and CVAT import as
     pre-annotations."""
-    from tqdm.auto import tqdm
-
     from .pipeline import SegmentationPipeline
+    from .progress import progress
 
     out = Path(out_dir)
     ann_path = out / "_annotations.coco.json"
@@ -459,7 +459,7 @@ def export_for_labeling(
         "annotations": [],
         "categories": [{"id": 1, "name": category, "supercategory": "none"}],
     }
-    for i, path in enumerate(tqdm(files, desc="pre-annotating", unit="image")):
+    for i, path in enumerate(progress(files, desc="pre-annotating", unit="image")):
         img = read_image(path)
         result = pipe(img)
         name = f"{i:05d}_{path.stem}.png"

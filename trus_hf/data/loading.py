@@ -66,6 +66,8 @@ def _detect_format(source: str) -> str:
         return "synthetic"
     path = Path(source)
     if not path.exists():
+        if source.startswith(("/", ".", "~")):
+            raise ValueError(f"{source}: no such file or folder")
         return "hub"
     if path.is_file() and path.suffix == ".json":
         return "coco"

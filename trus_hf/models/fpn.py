@@ -32,7 +32,7 @@ class TrusFPN(TrusSegmentationModel):
 
     def _build(self, config: TrusSegConfig, native_config: dict[str, Any] | None) -> nn.Module:
         if native_config is not None:
-            kwargs = {k: v for k, v in native_config.items() if not k.startswith("_")}
+            kwargs = {k: v for k, v in native_config.items() if not k.startswith("_") and k != "model_type"}
             kwargs["encoder_weights"] = None  # the folder's own weights are loaded next; never download
         else:
             kwargs = dict(
@@ -51,7 +51,8 @@ class TrusFPN(TrusSegmentationModel):
     def native_config(self) -> dict[str, Any]:
         cfg = {k: v for k, v in dict(self.net.config).items() if not k.startswith("_")}
         cfg["encoder_weights"] = None  # loading the folder must not try to download ImageNet weights
-        return {"_model_class": "FPN", **cfg}
+        # model_type lets transformers' Auto classes (registered by `import trus_hf`) find the model; smp ignores it.
+        return {"_model_class": "FPN", "model_type": "trus_hf_fpn", **cfg}
 
     def encoder(self) -> nn.Module:
         return self.net.encoder

@@ -172,7 +172,7 @@ class Anatomy:
         if rng.random() < cfg.cyst_prob:
             for _ in range(int(rng.integers(1, 4))):
                 ang, rad = rng.uniform(-np.pi, np.pi), rng.uniform(0.0, 0.8)
-                r = rng.uniform(0.8, 3.5)
+                r = rng.uniform(0.8, 2.5)  # prostatic cysts are mostly small
                 self.cysts.append(
                     Blob(
                         self.tz.cx + rad * self.tz.rx * np.cos(ang),

@@ -92,7 +92,7 @@ class PhantomConfig:
     lesion_pz_prob: float = 0.7
     calcification_prob: float = 0.4
     bph_prob: float = 0.6
-    cyst_prob: float = 0.3
+    cyst_prob: float = 0.15
     base_slice_prob: float = 0.15
     urethra_shadow_prob: float = 0.3
     # display and export

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .arguments import TrainingArguments, parse_args
+from .arguments import TrainingArguments, build_parser, parse_args
 from .dataset import cached_preprocess
 from .kfold import train_kfold
 from .loop import train
@@ -24,10 +24,15 @@ from .loop import train
 __all__ = ["TrainingArguments", "cached_preprocess", "main_train", "parse_args", "train", "train_kfold"]
 
 
-def main_train(architecture: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Parse `TrusSegConfig` + `TrainingArguments` from the command line and train; the body of both scripts."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config, args = parse_args(architecture, argv)
-    summary = train_kfold(config, args) if args.folds else train(config, args)
+def main_train(architecture: str, argv: Sequence[str] | None = None, prog: str | None = None) -> dict[str, Any]:
+    """Parse `TrusSegConfig` + `TrainingArguments` from the command line and train; the body of both scripts. Wrong
+    options, wrong values and data that cannot be used end with the usage line and the reason (exit code 2)."""
+    parser = build_parser(architecture, prog)
+    config, args = parse_args(architecture, argv, parser=parser)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        summary = train_kfold(config, args) if args.folds else train(config, args)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        parser.error(str(exc))
     print(json.dumps(summary, indent=1, default=float))
     return summary

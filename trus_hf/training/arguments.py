@@ -10,7 +10,7 @@ from ..configuration import TrusSegConfig
 from ..data.loading import parse_label_map, parse_missing_labels
 from ..image_processing import TrusImageProcessor
 
-__all__ = ["TrainingArguments", "parse_args"]
+__all__ = ["TrainingArguments", "build_parser", "parse_args"]
 
 
 @dataclass
@@ -66,6 +66,10 @@ class TrainingArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "dataset name for the model card"})
     save_dtype: str = field(default="float32", metadata={"help": "dtype of saved weights: float32 or float16"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard logs"})
+    log_level: str = field(default="info", metadata={"help": "logging level: debug, info, warning, error"})
+    log_every_seconds: float = field(
+        default=30.0, metadata={"help": "away from a terminal, one progress line every this many seconds"}
+    )
 
     def label_map_dict(self) -> dict[str, list[str]] | None:
         """``--label_map gland=prostate;lesion=tumor,pca`` as {label: [categories]}."""
@@ -84,10 +88,8 @@ class TrainingArguments:
         )
 
 
-def parse_args(
-    architecture: str, argv: Sequence[str] | None = None, prog: str | None = None
-) -> tuple[TrusSegConfig, TrainingArguments]:
-    """The model config and the training arguments of a ``train_<architecture>.py`` command line."""
+def build_parser(architecture: str, prog: str | None = None):
+    """The ``HfArgumentParser`` of a ``train_<architecture>.py`` command line (model config + training arguments)."""
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(
@@ -96,10 +98,28 @@ def parse_args(
         description=f"Train a trus-hf {architecture} model (runs under `accelerate launch`).",
     )
     parser.set_defaults(architecture=architecture)
-    config, args = parser.parse_args_into_dataclasses(args=None if argv is None else list(argv))
+    return parser
+
+
+def parse_args(
+    architecture: str, argv: Sequence[str] | None = None, prog: str | None = None, parser=None
+) -> tuple[TrusSegConfig, TrainingArguments]:
+    """The model config and the training arguments of a ``train_<architecture>.py`` command line. A wrong option or
+    value exits with the usage line and the reason (exit code 2), as argparse does, never a traceback."""
+    parser = parser or build_parser(architecture, prog)
+    argv = None if argv is None else list(argv)
+    _, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        config, args = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as exc:  # a value the config or the arguments refuse (an unknown size, a bad weight...)
+        parser.error(str(exc))
     if config.architecture != architecture:
         parser.error(
             f"this command trains {architecture!r}; for {config.architecture!r} use "
             f"train_{config.architecture}.py (or `trus-hf train {config.architecture}`)"
         )
+    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        parser.error(f"--log_level must be debug, info, warning or error, got {args.log_level!r}")
     return config, args

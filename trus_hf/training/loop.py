@@ -8,6 +8,7 @@ original size, thresholded and scored by `SegmentationPipeline.postprocess`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..configuration import TrusSegConfig
 from ..fileio import remove_stale_temporaries
 from ..metrics import aggregate
 from ..pipeline import SegmentationPipeline
+from ..progress import progress, quiet_library_bars
 from .arguments import TrainingArguments
 from .checkpoints import load_checkpoint, save_checkpoint
 from .dataset import (
@@ -134,15 +136,17 @@ def _freeze_encoder(model, frozen: bool) -> None:
 def _train_epoch(
     model, loader, optimizer, accelerator, args: TrainingArguments, epoch: int, start_time: float
 ) -> list[float]:
-    from tqdm.auto import tqdm
-
     losses: list[float] = []
-    bar = tqdm(
-        loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not accelerator.is_local_main_process, leave=False
+    steps = min(len(loader), args.max_steps_per_epoch) if args.max_steps_per_epoch else len(loader)
+    bar = progress(
+        itertools.islice(loader, steps),
+        total=steps,
+        desc=f"epoch {epoch + 1}/{args.epochs}",
+        unit="step",
+        enabled=accelerator.is_local_main_process,
+        interval=args.log_every_seconds,
     )
-    for step, batch in enumerate(bar):
-        if args.max_steps_per_epoch and step >= args.max_steps_per_epoch:
-            break
+    for batch in bar:
         if args.max_train_minutes and losses and time.time() - start_time > args.max_train_minutes * 60:
             break  # the budget ends inside an epoch: validate and save what was learned so far
         with accelerator.autocast():
@@ -151,7 +155,8 @@ def _train_epoch(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
     return losses
 
 
@@ -172,6 +177,7 @@ def train(
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    quiet_library_bars()
     from accelerate.utils import DistributedDataParallelKwargs
 
     # a frozen encoder leaves parameters without gradients, which DDP must be told about
