@@ -65,7 +65,7 @@ def served(tmp_path_factory):
 
     import app as trus_app
     from trus_hf.demo import demo_model_paths
-    from trus_hf.synthetic import generate_phantom
+    from trus_hf.synthetic import PRESETS, generate_phantom
 
     assert set(demo_model_paths()) == {"fpn", "segformer"}, "bundled demo models are missing"
     cache = trus_app.make_cache()
@@ -81,7 +81,8 @@ def served(tmp_path_factory):
         max_file_size=trus_app.MAX_FILE_BYTES,
     )
     folder = tmp_path_factory.mktemp("inputs")
-    ph = generate_phantom(3, (300, 360), "clean")  # a lesion-bearing frame: the IoU checks compare real masks
+    one_lesion = PRESETS["clean"].replace(lesion_counts=(0.0, 1.0))  # the IoU checks compare real masks
+    ph = generate_phantom(3, (300, 360), one_lesion)
     assert ph.n_lesions and ph.lesion_mask.any()
     Image.fromarray(ph.image).save(folder / "frame.png")
     Image.fromarray(ph.lesion_mask * 255).save(folder / "frame_mask.png")

@@ -5,8 +5,9 @@ import onnx
 import pytest
 import torch
 
-from trus_hf import SegmentationPipeline, load_model
+from trus_hf import SegmentationPipeline, export, load_model
 from trus_hf.cli import main
+from trus_hf.export import INT8_AGREEMENT_TARGET, INT8_MAX_TIME_RATIO
 from trus_hf.metrics import binary_metrics
 from trus_hf.models.onnx_runtime import OnnxSegmentationModel
 from trus_hf.synthetic import generate_phantom
@@ -53,7 +54,7 @@ def test_export_is_self_contained_checked_and_dynamic(arch, exported):
 
 @pytest.mark.parametrize("arch", ["fpn", "segformer"])
 def test_onnx_backend_matches_pytorch_through_the_pipeline(arch, exported, saved_models):
-    onnx_model, proc = load_model(exported[arch], backend="onnx")
+    onnx_model, proc = load_model(exported[arch], backend="onnx", onnx_file="model.onnx")  # fp32, not INT8
     assert isinstance(onnx_model, OnnxSegmentationModel)
     torch_model, _ = load_model(saved_models[arch])
     frames = [generate_phantom(s, size).image for s, size in ((1, (301, 397)), (2, (250, 250)), (3, (100, 77)))]
@@ -65,7 +66,7 @@ def test_onnx_backend_matches_pytorch_through_the_pipeline(arch, exported, saved
     odd = torch.randn(2, 3, 96, 128)  # another batch and canvas size
     with torch.inference_mode():
         assert float((torch_model(odd).logits - onnx_model(odd).logits).abs().max()) <= 1e-3
-    pipe_onnx = SegmentationPipeline.from_pretrained(exported[arch], backend="onnx")
+    pipe_onnx = SegmentationPipeline(onnx_model, proc)
     pipe_torch = SegmentationPipeline(torch_model, proc)
     assert pipe_onnx.backend == "onnx"
     for a, b in zip(pipe_onnx(frames), pipe_torch(frames)):
@@ -93,3 +94,56 @@ def test_onnx_only_folder_loads_with_default_backend(exported, tmp_path):
     assert isinstance(model, OnnxSegmentationModel)
     with pytest.raises(ValueError, match="no missing.onnx"):
         load_model(folder, backend="onnx", onnx_file="missing.onnx")
+
+
+def test_int8_report_decides_the_preferred_file(exported):
+    info = json.loads((exported["fpn"] / "parity.json").read_text())
+    q = info["int8"]
+    assert q["frames"] == 24 and set(q["labels"]) == {"lesion"} and 0 <= q["min"] <= q["mean"] <= 1
+    assert q["fp32_ms"] > 0 and q["int8_ms"] > 0 and q["settings"]["exclude"] == "ends"
+    qualifies = q["mean"] >= INT8_AGREEMENT_TARGET and q["time_ratio"] <= INT8_MAX_TIME_RATIO
+    assert info["preferred"] == ("model_int8.onnx" if qualifies else "model.onnx")
+    model, _ = load_model(exported["fpn"], backend="onnx")
+    assert model.path.name == info["preferred"]
+
+
+def test_auto_int8_keeps_the_quantized_file_only_when_it_qualifies(saved_models, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "INT8_AGREEMENT_TARGET", 1.01)  # unreachable: the file is removed
+    strict = export.export_onnx(saved_models["fpn"], tmp_path / "strict", int8="auto", calibration_size=2)
+    assert strict["preferred"] == "model.onnx" and strict["int8"]["removed"]
+    assert not (tmp_path / "strict" / "model_int8.onnx").exists()
+    assert load_model(tmp_path / "strict", backend="onnx")[0].path.name == "model.onnx"
+    monkeypatch.setattr(export, "INT8_AGREEMENT_TARGET", 0.0)
+    monkeypatch.setattr(export, "INT8_MAX_TIME_RATIO", float("inf"))
+    lax = export.export_onnx(saved_models["fpn"], tmp_path / "lax", int8="auto", calibration_size=2)
+    assert lax["preferred"] == "model_int8.onnx" and "removed" not in lax["int8"]
+    assert load_model(tmp_path / "lax", backend="onnx")[0].path.name == "model_int8.onnx"
+    with pytest.raises(ValueError, match="int8 must be True, False or 'auto'"):
+        export.export_onnx(saved_models["fpn"], tmp_path / "bad", int8="sometimes")
+
+
+def _consumers(path, tensor):
+    return {n.op_type for n in onnx.load(str(path)).graph.node if tensor in n.input}
+
+
+def test_quantization_options_change_the_graph(exported, tmp_path):
+    _, proc = load_model(exported["fpn"], backend="onnx")
+    src = exported["fpn"] / "model.onnx"
+    ends = export.quantize_int8(src, tmp_path / "ends.onnx", proc, calibration_size=2)
+    assert _consumers(ends, "pixel_values") == {"Conv"}  # the first convolution stays fp32
+    every = export.quantize_int8(src, tmp_path / "every.onnx", proc, calibration_size=2, exclude=None)
+    assert _consumers(every, "pixel_values") == {"QuantizeLinear"}
+    qop = export.quantize_int8(src, tmp_path / "qop.onnx", proc, calibration_size=2, quant_format="qoperator")
+    assert "QLinearConv" in {n.op_type for n in onnx.load(str(qop)).graph.node}
+    for option, value in (("method", "median"), ("quant_format", "fp8"), ("exclude", "middle")):
+        with pytest.raises(ValueError, match=f"{option} must be"):
+            export.quantize_int8(src, tmp_path / "x.onnx", proc, calibration_size=2, **{option: value})
+
+
+def test_folded_segformer_computes_the_same_logits(saved_models):
+    model, _ = load_model(saved_models["segformer"])
+    folded = model.inference_module()
+    assert folded is not model.net and not any("batch_norm" in k for k in folded.state_dict())
+    x = torch.randn(2, 3, 96, 128)
+    with torch.inference_mode():
+        assert float((model(x).logits - folded(x)).abs().max()) <= 1e-4

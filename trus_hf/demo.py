@@ -192,11 +192,13 @@ def train_demo_models(
     n_phantoms: int = 3000,
     scale: float = 1.0,
     names: tuple[str, ...] = ("fpn", "segformer"),
+    resume: bool = False,
 ) -> list[Path]:
     """Train the bundled models (fixed steps and seeds: the same command gives the same models on the same machine).
 
     ``busbra`` is the BUS-BRA folder (without it, phantoms only, and the cards say so); ``scale`` multiplies the
-    number of training steps (smaller for a quick try)."""
+    number of training steps (smaller for a quick try); ``resume`` continues each model from the last checkpoint
+    of an interrupted run (the runs live in ``<out>/../.demo_runs``)."""
     from .fileio import write_json
     from .modelcard import render_model_card
     from .models import load_model
@@ -230,12 +232,14 @@ def train_demo_models(
             save_dtype="float16",
             tensorboard=False,
             dataset_name="TRUS phantoms" + (" + BUS-BRA" if busbra else ""),
+            resume=resume,
         )
-        started = time.time()
         summary = train(config, args, train_ds, val_ds)
+        started = time.time()
         model, processor = load_model(summary["model_dir"])
         results = heldout_results(SegmentationPipeline(model, processor, device="cpu"), sets)
-        minutes = (time.time() - started) / 60
+        # training time counts across resumed runs; the held-out evaluation is added on top
+        minutes = (summary["train_seconds"] + time.time() - started) / 60
         training = {
             "recipe": f"Adam lr {recipe['learning_rate']}, ReduceLROnPlateau, {recipe['epochs']} epochs of "
             f"{args.max_steps_per_epoch} steps, batch 8, {IMAGE_SIZE}x{IMAGE_SIZE}, augmentation on",

@@ -26,19 +26,18 @@ from .fileio import atomic_dir
 from .image_processing import TrusImageProcessor
 from .metrics import binary_metrics
 from .modelcard import render_model_card
+from .models.onnx_runtime import EXPORT_INFO, OnnxSegmentationModel
 
-__all__ = ["check_parity", "ensure_onnx", "export_onnx", "quantize_int8"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "check_parity",
+    "ensure_onnx",
+    "export_onnx",
+    "mask_agreement",
+    "quantize_int8",
+]
 
 logger = logging.getLogger(__name__)
-
-
-class _LogitsOnly(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values).logits
 
 
 def _parity_frames(n: int = 3) -> list[np.ndarray]:
@@ -50,7 +49,7 @@ def _parity_frames(n: int = 3) -> list[np.ndarray]:
 
 
 def _torch_export(model: nn.Module, path: Path, example: torch.Tensor, opset: int) -> str:
-    wrapper = _LogitsOnly(model).eval()
+    wrapper = model.inference_module().eval()
     batch = torch.export.Dim("batch", min=1, max=64)
     h = 32 * torch.export.Dim("h32", min=1, max=128)
     w = 32 * torch.export.Dim("w32", min=1, max=128)
@@ -91,7 +90,6 @@ def check_parity(
 ) -> dict[str, float]:
     """Max |logit difference| and thresholded-mask IoU agreement between PyTorch and ONNX Runtime, through the same
     prediction pipeline, on frames whose sizes are not multiples of 32; plus a second canvas size (dynamic H/W)."""
-    from .models.onnx_runtime import OnnxSegmentationModel
     from .pipeline import SegmentationPipeline
 
     frames = frames or _parity_frames()
@@ -122,6 +120,16 @@ def check_parity(
     }
 
 
+#: Opset 23 has ``Attention`` and ``Gelu``: Segformer's attention and MLP export as single nodes that ONNX Runtime
+#: runs with fused kernels (benchmarks/latency.py measures the difference).
+DEFAULT_OPSET = 23
+#: INT8 is preferred over fp32 only when every label's mean mask IoU agreement reaches this on held-out phantoms
+#: and it runs at most ``INT8_MAX_TIME_RATIO`` of fp32's time.
+INT8_AGREEMENT_TARGET = 0.95
+INT8_MAX_TIME_RATIO = 0.9
+_PRESETS = ("default", "hard", "shifted")
+
+
 class _CalibrationReader:
     def __init__(self, arrays: list[np.ndarray]):
         self.items = iter([{"pixel_values": a[None]} for a in arrays])
@@ -130,18 +138,38 @@ class _CalibrationReader:
         return next(self.items, None)
 
 
+def _phantom_frames(first_seed: int, n: int) -> list[np.ndarray]:
+    """Realistic frames for calibration and agreement: phantoms of every preset (in-range, hard and shifted
+    settings), so that activation ranges cover what deployment sees, not one setting."""
+    from .synthetic import generate_phantom
+
+    return [generate_phantom(first_seed + i, (384, 384), _PRESETS[i % len(_PRESETS)]).image for i in range(n)]
+
+
 def _calibration_arrays(processor: TrusImageProcessor, data: str | None, n: int) -> list[np.ndarray]:
     if data is None:
-        from .synthetic import generate_phantom
-
-        images = [generate_phantom(5000 + i, (384, 384)).image for i in range(n)]
+        images = _phantom_frames(5000, n)
     else:
         from .data import load_dataset
 
-        ds = load_dataset(data)
-        split = ds["train"]
+        split = load_dataset(data)["train"]
         images = [np.asarray(split[i]["image"]) for i in range(min(n, len(split)))]
     return [processor(im, return_tensors="np")["pixel_values"][0] for im in images]
+
+
+def _excluded_nodes(path: Path, exclude: str | list[str] | None) -> list[str]:
+    """``"ends"``: the first and the last quantizable node (the one reading the image, the one writing the logits),
+    where INT8 costs the most agreement for the least time (BENCHMARKS.md); or explicit node names."""
+    if exclude is None:
+        return []
+    if not isinstance(exclude, str):
+        return list(exclude)
+    if exclude != "ends":
+        raise ValueError(f"exclude must be 'ends', a list of node names or None, got {exclude!r}")
+    import onnx
+
+    nodes = [n.name for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    return sorted({nodes[0], nodes[-1]}) if nodes else []
 
 
 def quantize_int8(
@@ -150,12 +178,29 @@ def quantize_int8(
     processor: TrusImageProcessor,
     calibration_data: str | None = None,
     calibration_size: int = 16,
+    method: str = "minmax",
+    quant_format: str = "qdq",
+    exclude: str | list[str] | None = "ends",
+    per_channel: bool = True,
 ) -> Path:
-    """Static QDQ INT8 quantization calibrated on processed images (per-channel weights). ONNX Runtime's dynamic
-    quantization turns convolutions into ConvInteger, slower than fp32 on CPU (BENCHMARKS.md)."""
+    """Static INT8 quantization (ONNX Runtime's quantizer after its ``quant_pre_process``) calibrated on processed
+    frames: phantoms of every preset by default, else the ``train`` split of ``calibration_data``.
+
+    ``method``: ``minmax``, ``entropy`` or ``percentile`` calibration; ``quant_format``: ``qdq`` (QuantizeLinear /
+    DequantizeLinear pairs that ONNX Runtime fuses into integer kernels) or ``qoperator`` (QLinearConv...);
+    ``exclude``: nodes kept in fp32 (see `_excluded_nodes`); weights per channel by default. Dynamic quantization is
+    not offered: it turns convolutions into ConvInteger, slower than fp32 on CPU (BENCHMARKS.md).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}
+    methods["percentile"] = CalibrationMethod.Percentile
+    formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+    if method not in methods:
+        raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}")
+    if quant_format not in formats:
+        raise ValueError(f"quant_format must be one of {sorted(formats)}, got {quant_format!r}")
     out_path = Path(out_path)
     pre = out_path.with_suffix(".pre.onnx")
     quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
@@ -164,39 +209,98 @@ def quantize_int8(
             str(pre),
             str(out_path),
             _CalibrationReader(_calibration_arrays(processor, calibration_data, calibration_size)),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
+            quant_format=formats[quant_format],
+            per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+            calibrate_method=methods[method],
+            # MinMax keeps only per-tensor ReduceMin/ReduceMax outputs, so memory stays small without
+            # CalibMaxIntermediateOutputs (which, in ONNX Runtime 1.32, drops the MinMax data it collected).
+            nodes_to_exclude=_excluded_nodes(pre, exclude),
         )
     finally:
         pre.unlink(missing_ok=True)
     return out_path
 
 
+def mask_agreement(reference: Any, candidate: Any, processor: TrusImageProcessor, frames: list[np.ndarray]) -> dict:
+    """Per label, the mean and minimum IoU between two models' masks through the prediction pipeline (a frame
+    where both masks are empty agrees fully), plus the worst label's figures."""
+    from .pipeline import SegmentationPipeline
+
+    a = SegmentationPipeline(reference, processor).predict(frames)
+    b = SegmentationPipeline(candidate, processor).predict(frames)
+    labels = {}
+    for label in reference.config.labels:
+        ious = [
+            binary_metrics(x.masks[label], y.masks[label])["iou"]
+            if (x.masks[label].any() or y.masks[label].any())
+            else 1.0
+            for x, y in zip(a, b)
+        ]
+        labels[label] = {"mean": float(np.mean(ious)), "min": float(np.min(ious))}
+    return {
+        "frames": len(frames),
+        "labels": labels,
+        "mean": min(v["mean"] for v in labels.values()),
+        "min": min(v["min"] for v in labels.values()),
+    }
+
+
+def _median_ms(model: Any, x: np.ndarray, runs: int = 3) -> float:
+    model(x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        model(x)
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def _int8_report(folder: Path, config: Any, processor: TrusImageProcessor) -> dict[str, Any]:
+    """Agreement of INT8 with fp32 on held-out phantoms (other seeds than calibration) and their latency at batch 1
+    on the processor's canvas, measured side by side."""
+    fp32 = OnnxSegmentationModel(folder / "model.onnx", config)
+    int8 = OnnxSegmentationModel(folder / "model_int8.onnx", config)
+    report = mask_agreement(fp32, int8, processor, _phantom_frames(30_000, 24))
+    x = processor(_phantom_frames(40_000, 1))["pixel_values"].numpy()
+    report["fp32_ms"] = _median_ms(fp32, x)
+    report["int8_ms"] = _median_ms(int8, x)
+    report["time_ratio"] = report["int8_ms"] / report["fp32_ms"]
+    return report
+
+
 def export_onnx(
     model: str | Path | Any,
     out_dir: str | Path,
     processor: TrusImageProcessor | None = None,
-    opset: int = 18,
-    int8: bool = False,
+    opset: int | None = None,
+    int8: bool | str = False,
     calibration_data: str | None = None,
     calibration_size: int = 16,
     verify: bool = True,
     tolerance: float = 1e-3,
+    **quantization: Any,
 ) -> dict[str, Any]:
     """Export a model (folder, Hub ID, or a loaded model + ``processor``) to a self-contained ONNX folder.
 
-    With ``verify`` (default) the export is checked against PyTorch (`check_parity`); raises `ValueError` when the
-    ONNX model disagrees with PyTorch beyond ``tolerance`` or when masks agree below
-    IoU 0.999.
+    The graph is the model's `inference_module` (for Segformer, its decode head folded). With ``verify`` (default)
+    the export is checked against PyTorch (`check_parity`); raises `ValueError` when the ONNX model disagrees with
+    PyTorch beyond ``tolerance`` or when masks agree below IoU 0.999.
+
+    ``int8``: ``"auto"`` (the CLI's default) quantizes (`quantize_int8`, options in ``quantization``), measures
+    agreement and speed against fp32 (`_int8_report`) and keeps ``model_int8.onnx`` as the folder's preferred file
+    when it meets `INT8_AGREEMENT_TARGET` and `INT8_MAX_TIME_RATIO`, else removes it; ``True`` always keeps it
+    (preferred on the same terms); ``False`` (default) skips quantization. The preferred file is recorded in
+    ``parity.json`` and loaded by ``load_model(folder, backend="onnx")``.
     """
     import onnx
 
     from .models import load_model
 
+    opset = opset or DEFAULT_OPSET
+    if int8 not in (True, False, "auto"):
+        raise ValueError(f"int8 must be True, False or 'auto', got {int8!r}")
     source_dir = None
     if isinstance(model, (str, Path)):
         source_dir = Path(model) if Path(model).is_dir() else None
@@ -229,12 +333,34 @@ def export_onnx(
                 or parity["min_mask_iou_agreement"] < 0.999
             ):
                 raise ValueError(f"ONNX export disagrees with PyTorch: {parity}")
+        info["preferred"] = "model.onnx"
         if int8:
             q = quantize_int8(
-                tmp / "model.onnx", tmp / "model_int8.onnx", processor, calibration_data, calibration_size
+                tmp / "model.onnx",
+                tmp / "model_int8.onnx",
+                processor,
+                calibration_data,
+                calibration_size,
+                **quantization,
             )
-            info["int8_size_mb"] = round(q.stat().st_size / 2**20, 2)
-        (tmp / "parity.json").write_text(json.dumps(info, indent=1))
+            report = _int8_report(tmp, model.config, processor)
+            report["size_mb"] = round(q.stat().st_size / 2**20, 2)
+            report["settings"] = {"method": "minmax", "quant_format": "qdq", "exclude": "ends", **quantization}
+            ok = report["mean"] >= INT8_AGREEMENT_TARGET and report["time_ratio"] <= INT8_MAX_TIME_RATIO
+            if ok:
+                info["preferred"] = "model_int8.onnx"
+            elif int8 == "auto":
+                q.unlink()
+                report["removed"] = True
+            info["int8"] = report
+            logger.info(
+                "INT8: agreement mean %.4f (min %.4f), %.2fx fp32 time: %s",
+                report["mean"],
+                report["min"],
+                report["time_ratio"],
+                "preferred" if ok else ("removed" if int8 == "auto" else "kept, not preferred"),
+            )
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=1))
     info["out_dir"] = str(out_dir)
     return info
 
@@ -263,5 +389,6 @@ def ensure_onnx(source: str | Path, cache_dir: str | Path | None = None, revisio
     key = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     target = Path(cache_dir or default_onnx_cache()) / key
     if not (target / "model.onnx").is_file():
-        export_onnx(folder, target, verify=False)
+        # fp32 only: quantizing and measuring would delay the first request by tens of seconds.
+        export_onnx(folder, target, verify=False, int8=False)
     return target

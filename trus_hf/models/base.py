@@ -37,6 +37,15 @@ def safe_open_keys(path: str | Path) -> list[str]:
         return list(f.keys())
 
 
+class _LogitsOf(nn.Module):
+    def __init__(self, model: TrusSegmentationModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model._logits(pixel_values)
+
+
 class TrusSegmentationModel(nn.Module):
     """Base class: subclasses set ``architecture`` and implement the four architecture hooks below."""
 
@@ -70,6 +79,11 @@ class TrusSegmentationModel(nn.Module):
     def _native_with_labels(self, labels: list[str]) -> dict[str, Any]:
         """The native config of the same network with another label set (a new output head)."""
         raise NotImplementedError
+
+    def inference_module(self) -> nn.Module:
+        """A module mapping ``pixel_values`` to the logits of `forward`, for export: the same function, possibly
+        rewritten for speed (exact up to float rounding). The default is the model's own ``_logits``."""
+        return _LogitsOf(self)
 
     def with_labels(self, labels: list[str], primary_label: str | None = None) -> TrusSegmentationModel:
         """The same network predicting ``labels``: every weight is kept except the output head's, which is new when

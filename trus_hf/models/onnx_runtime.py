@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from ..configuration import TrusSegConfig
 
-__all__ = ["OnnxSegmentationModel"]
+__all__ = ["EXPORT_INFO", "OnnxSegmentationModel", "preferred_onnx_file"]
+
+#: What `trus_hf.export.export_onnx` measured, and the file it recommends (``preferred``).
+EXPORT_INFO = "parity.json"
 
 
 class OnnxSegmentationModel:
@@ -23,7 +27,11 @@ class OnnxSegmentationModel:
         config: TrusSegConfig,
         providers: list[str] | None = None,
         intra_op_num_threads: int | None = None,
+        session_config: dict[str, str] | None = None,
     ):
+        """``intra_op_num_threads`` defaults to ``$OMP_NUM_THREADS`` (else ONNX Runtime's choice, one per core);
+        ``session_config`` entries go to ``SessionOptions.add_session_config_entry`` (e.g.
+        ``{"session.intra_op.allow_spinning": "0"}`` to free the cores between requests at some latency)."""
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -33,6 +41,8 @@ class OnnxSegmentationModel:
         threads = intra_op_num_threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         if threads:
             opts.intra_op_num_threads = threads
+        for key, value in (session_config or {}).items():
+            opts.add_session_config_entry(key, str(value))
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:
@@ -48,3 +58,16 @@ class OnnxSegmentationModel:
         return SemanticSegmenterOutput(logits=torch.from_numpy(logits))
 
     forward = __call__
+
+
+def preferred_onnx_file(folder: str | Path) -> str:
+    """The ONNX file an export folder recommends (``parity.json``'s ``preferred``), else ``model.onnx``."""
+    path = Path(folder) / EXPORT_INFO
+    if path.is_file():
+        try:
+            name = json.loads(path.read_text()).get("preferred")
+        except json.JSONDecodeError:
+            name = None
+        if name and (Path(folder) / name).is_file():
+            return name
+    return "model.onnx"
