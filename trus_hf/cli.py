@@ -246,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trus-hf", description="TRUS segmentation: data, training, evaluation, export.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and details (same as --log-level info)")
     p.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"], help="logging level"
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="logging level (default: info for the long jobs train, demo-models and export-onnx, else warning)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -289,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model (see train_fpn.py / train_segformer.py --help for options)", add_help=False
     )
     s.add_argument("architecture", choices=["fpn", "segformer"])
-    s.set_defaults(func=cmd_train, passthrough=True, parser=s)
+    s.set_defaults(func=cmd_train, passthrough=True, parser=s, long_job=True)
 
     s = sub.add_parser("evaluate", help="evaluate and compare models; writes an HTML report")
     s.add_argument("--model", required=True, action="append", help="model folder or Hub ID (repeat to compare)")
@@ -326,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="nodes kept in fp32: 'ends' (first and last, default), 'none', or node names",
     )
     s.add_argument("--no-check", action="store_true", help="skip the PyTorch parity check")
-    s.set_defaults(func=cmd_export_onnx, parser=s)
+    s.set_defaults(func=cmd_export_onnx, parser=s, long_job=True)
 
     s = sub.add_parser("push", help="push a model folder to the Hub (card with metrics, ONNX when present)")
     s.add_argument("--model", required=True, help="model folder")
@@ -352,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--resume", action="store_true", help="continue each model from its last checkpoint (after a killed run)"
     )
-    s.set_defaults(func=cmd_demo_models, parser=s)
+    s.set_defaults(func=cmd_demo_models, parser=s, long_job=True)
 
     s = sub.add_parser("prepare", help="raw frames (DICOM, images, videos) -> anonymised PNGs + manifest")
     s.add_argument("raw_dir")
@@ -402,7 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     command = getattr(args, "parser", parser)
-    level = logging.INFO if args.verbose else getattr(logging, args.log_level.upper())
+    default_level = "info" if getattr(args, "long_job", False) else "warning"
+    level = logging.INFO if args.verbose else getattr(logging, (args.log_level or default_level).upper())
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     if rest and not getattr(args, "passthrough", False):
         command.error(f"unrecognized arguments: {' '.join(rest)}")

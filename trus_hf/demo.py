@@ -203,8 +203,10 @@ def train_demo_models(
     from .modelcard import render_model_card
     from .models import load_model
     from .pipeline import SegmentationPipeline
+    from .progress import quiet_library_bars
     from .training import TrainingArguments, train
 
+    quiet_library_bars()  # no redrawing dataset bars in a background log
     torch.use_deterministic_algorithms(True, warn_only=True)
     out = Path(out)
     busbra = Path(busbra) if busbra else None
