@@ -32,7 +32,7 @@ RUN pip install --no-deps -e .
 
 USER app
 # Pre-export the demo models to ONNX so the ONNX Runtime backend answers at once.
-RUN python -c "import app; c = app.ModelCache(); [c.onnx_folder(str(p)) for p in c.demo.values()]"
+RUN python -c "import app; c = app.make_cache(); [c.get(name, 'onnx') for name in c.bundled]"
 
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

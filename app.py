@@ -450,7 +450,7 @@ class Handlers:
         if not editor or not editor.get("layers"):
             raise gr.Error("Open the prediction in the editor first (Edit the mask)")
         layer = editor["layers"][0]
-        arr = read_image(layer) if isinstance(layer, (str, Path)) else np.asarray(layer)
+        arr = read_image(layer, keep_alpha=True) if isinstance(layer, (str, Path)) else np.asarray(layer)
         alpha = arr[..., 3] if arr.ndim == 3 and arr.shape[-1] == 4 else (arr[..., 0] if arr.ndim == 3 else arr)
         corrected = (alpha > 0).astype(np.uint8)
         prediction = mask_to_binary(read_image(_path_of(prediction_file))) if _path_of(prediction_file) else None

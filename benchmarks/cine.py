@@ -32,7 +32,7 @@ def main():
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16])
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    # A loop of the same probe position (one seed's anatomy and settings) with fresh speckle every 8 frames.
+    # 12 phantoms of the default preset, each held for 8 frames: a loop that changes scene now and then.
     frames = [generate_phantom(i // 8, (a.size, a.size)).image for i in range(a.frames)]
     tmp = Path(tempfile.mkdtemp())
     paths = demo_model_paths()

@@ -45,7 +45,7 @@ def test_predict_with_ground_truth_of_both_labels(served, client):
     )
     annotated, picture, before_after, heat, spread, masks, iou, dice, info = out
     assert spread is None and Image.open(picture).size == Image.open(heat).size == (360, 300)
-    assert len(before_after) == 2 and Path(annotated["image"]["path"]).is_file()
+    assert len(before_after) == 2 and Path(annotated["image"]).is_file()
     legend = {a["label"] for a in annotated["annotations"]}
     assert {"lesion: both", "lesion: predicted only", "lesion: missed", "gland: both"} <= legend
     by_label = {Path(m).stem.rsplit("_", 1)[-1]: _mask(m) for m in masks}

@@ -106,7 +106,7 @@ def test_example_click_fills_the_inputs_and_compare_tab_shows_both_models(page, 
     from trus_hf.fileio import read_image
 
     image_path, mask_path, _ = map(Path, trus_app.make_examples()[0])
-    page.locator(".gallery-item, [data-testid='examples'] tr, .example").first.click()
+    page.get_by_test_id("dataset-cell-0-0").click()  # the first example's row
     expect(page.locator("#image_file")).to_contain_text(image_path.stem, timeout=10_000)
     expect(page.locator("#mask_file")).to_contain_text(mask_path.stem, timeout=10_000)
     page.get_by_role("tab", name="Compare two models").click()

@@ -29,9 +29,9 @@ MAX_PIXELS = 40_000_000
 IGNORE = 255
 
 
-def pil_to_array(im: Image.Image, name: str = "image") -> np.ndarray:
+def pil_to_array(im: Image.Image, name: str = "image", keep_alpha: bool = False) -> np.ndarray:
     """A decoded PIL image as an array: 16-bit modes as uint16, ``L``/``1`` as uint8 (H, W), ``F`` as float32, every
-    colour mode as RGB uint8 (H, W, 3).
+    colour mode as RGB uint8 (H, W, 3); with ``keep_alpha``, an image with transparency as RGBA uint8 (H, W, 4).
 
     ``I`` (32-bit integer) must lie in 0..65535. ``F`` must be finite; values outside [0, 1] and [0, 255] are
     rescaled to [0, 1] by their minimum and maximum (a float file has no agreed intensity scale).
@@ -53,6 +53,8 @@ def pil_to_array(im: Image.Image, name: str = "image") -> np.ndarray:
         if lo < 0.0 or hi > 255.0:
             arr = (arr - lo) / max(hi - lo, 1e-9)
         return arr
+    if keep_alpha and ("A" in im.getbands() or "transparency" in im.info):
+        return np.asarray(im.convert("RGBA"))
     return np.asarray(im.convert("RGB"))
 
 

@@ -90,8 +90,9 @@ def read_dicom_frames(path: str | Path) -> tuple[np.ndarray, object]:
     return arr, ds
 
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, frame: int = 0) -> np.ndarray:
-    """Decode an image file into an array (H, W) or (H, W, 3), uint8 or uint16.
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, frame: int = 0, keep_alpha: bool = False) -> np.ndarray:
+    """Decode an image file into an array (H, W) or (H, W, 3), uint8 or uint16 (with ``keep_alpha``, an image with
+    transparency as (H, W, 4): an editor's layer, whose alpha is the drawing).
 
     Raises `ValueError` naming the file for: missing or empty files, unsupported formats, truncated data,
     decompression bombs (more than ``max_pixels``), DICOM without pixel data.
@@ -114,7 +115,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, frame: int = 0) -
                     if im.width * im.height > max_pixels:
                         raise ValueError(f"{path}: {im.width}x{im.height} pixels exceeds the limit of {max_pixels}")
                     im.load()
-                    arr = pil_to_array(im, name=str(path))
+                    arr = pil_to_array(im, name=str(path), keep_alpha=keep_alpha)
         except ValueError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
