@@ -1,7 +1,7 @@
 """App overhead: time per request through the running app against the pipeline alone on the same image, measured
 side by side (interleaved) in one run, and throughput with 4 concurrent gradio_client clients.
 
-    python benchmarks/app_overhead.py [--n 10] [--skip-full]          (target: overhead <= 15%)
+    python benchmarks/app_overhead.py [--n 10] [--skip-full] [--only-batch-cine]   (target: overhead <= 15%)
 
 For each model, three ways of asking for the same prediction of the same 640x480 frame with its ground truth:
   - pipeline alone: `read_image` + `SegmentationPipeline(image, ground_truth=...)` in this process;
@@ -11,6 +11,10 @@ For each model, three ways of asking for the same prediction of the same 640x480
     the issue's target is stated against, and on /segment (mask and scores only: one download instead of three).
 Models: the two bundled demo models and a full-size FPN-resnet152 at 768x768 (random weights: the same compute as
 `train_fpn.py`'s model), loaded by the app from a local folder through the "Hub ID or local folder" box.
+
+Then many frames at once, per frame: /batch (a zip of 32 384x384 frames: decode, predict, masks + overlays zip, CSV)
+against the pipeline alone on the same files (decode + predict), and /cine (a 32-frame WebM on ONNX Runtime: decode,
+segment, overlay video) against `read_cine` + `segment_cine` alone, each with the frames/s it makes.
 """
 
 import argparse
@@ -28,9 +32,12 @@ from _served import start_app
 from gradio_client import Client, handle_file
 
 from trus_hf import SegmentationPipeline, TrusImageProcessor, TrusSegConfig, create_model
+from trus_hf.batch import segment_cine
 from trus_hf.demo import demo_model_paths
+from trus_hf.export import ensure_onnx
 from trus_hf.fileio import read_image, write_png
 from trus_hf.synthetic import generate_phantom
+from trus_hf.video import read_cine, write_video
 
 CUSTOM = "Hub ID or local folder"
 
@@ -123,10 +130,54 @@ def measure(name: str, url: str, model: str, custom: str, source: Path, image: P
     return ms["gradio_client"]
 
 
+def batch_and_cine(url: str, tmp: Path, demo: dict, n_frames: int = 32, rounds: int = 3) -> None:
+    """Per frame: the app's /batch and /cine through gradio_client against the library doing the same work alone."""
+    import zipfile
+
+    import numpy as np
+
+    frames = [generate_phantom(100 + i, (384, 384)).image for i in range(n_frames)]
+    files = [write_png(tmp / f"b{i:02d}.png", f) for i, f in enumerate(frames)]
+    with zipfile.ZipFile(tmp / "frames.zip", "w") as z:
+        for f in files:
+            z.write(f, Path(f).name)
+    video = write_video(tmp / "loop.webm", [np.dstack([f] * 3) for f in frames], fps=25)
+    client = Client(url, verbose=False)
+    torch_pipe = SegmentationPipeline.from_pretrained(demo["fpn"])
+    # the app exports a bundled model once (fp32, `ensure_onnx`); the same export here
+    onnx_pipe = SegmentationPipeline.from_pretrained(ensure_onnx(demo["fpn"], tmp / "onnx"), backend="onnx")
+    ways = {
+        "/batch, pipeline alone (decode + predict)": lambda: torch_pipe.predict([read_image(f) for f in files]),
+        "/batch, app via gradio_client": lambda: client.predict(
+            [handle_file(str(tmp / "frames.zip"))], [], "Demo FPN", "", "PyTorch", 0.5, api_name="/batch"
+        ),
+        "/cine, read_cine + segment_cine alone (ONNX)": lambda: segment_cine(onnx_pipe, read_cine(video).frames),
+        "/cine, app via gradio_client (ONNX)": lambda: client.predict(
+            handle_file(str(video)), "Demo FPN", "", "ONNX Runtime", 0.5, api_name="/cine"
+        ),
+    }
+    for fn in ways.values():
+        fn()
+    times = {k: [] for k in ways}
+    for _ in range(rounds):
+        for k, fn in ways.items():
+            times[k].append(timed(fn)[0])
+    print(f"\n{n_frames} frames of 384x384, demo FPN (median of {rounds}): ms per frame, frames/s")
+    keys = list(ways)
+    for i, k in enumerate(keys):
+        per_frame = statistics.median(times[k]) * 1000 / n_frames
+        extra = ""
+        if i % 2:
+            base = statistics.median(times[keys[i - 1]]) * 1000 / n_frames
+            extra = f"  overhead {per_frame / base - 1:+.0%}"
+        print(f"  {k:46s} {per_frame:7.1f} ms/frame  {1000 / per_frame:6.1f} frames/s{extra}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--skip-full", action="store_true", help="only the demo models (skip FPN-resnet152 at 768)")
+    ap.add_argument("--only-batch-cine", action="store_true", help="only the /batch and /cine comparison")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     ph = generate_phantom(3, (480, 640))
@@ -141,6 +192,9 @@ def main():
             httpx.Client().close()
         per_client_ms = (time.perf_counter() - t) * 100
         print(f"one new httpx.Client (as gradio_client makes per upload/download): {per_client_ms:.1f} ms")
+        if a.only_batch_cine:
+            batch_and_cine(url, tmp, demo)
+            return
 
         fpn_ms = measure("640x480 frame, demo FPN", url, "Demo FPN", "", demo["fpn"], image, mask, a.n)
         measure("640x480 frame, demo Segformer", url, "Demo Segformer", "", demo["segformer"], image, mask, a.n)
@@ -196,6 +250,7 @@ def main():
             f"\n4 concurrent gradio_client clients, demo FPN: {done} requests in {dt:.1f} s -> {done / dt:.2f} "
             f"requests/s (one client: {1000 / fpn_ms:.2f} requests/s, ratio {done / dt * fpn_ms / 1000:.2f}x)"
         )
+        batch_and_cine(url, tmp, demo)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -337,6 +337,21 @@ class LocalHub:
         self.thread.start()
         return self
 
+    def client_env(self, home, **extra: str) -> dict[str, str]:
+        """The environment of a child process whose `huggingface_hub` talks to this server (HF_ENDPOINT is read at
+        import, hence a child process), with its own ``HF_HOME`` under ``home``."""
+        import os
+
+        return {
+            **os.environ,
+            "HF_ENDPOINT": self.url,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_OFFLINE": "0",
+            "HF_HOME": str(home / "hf_home"),
+            "HF_TOKEN": "hf_test_token",
+            **extra,
+        }
+
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()

@@ -5,7 +5,6 @@ export, on both backends. Each answer is checked against the same model run in t
 HF_ENDPOINT must be set before huggingface_hub is imported, so the app runs in a child process.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -52,15 +51,7 @@ def test_text_box_loads_hub_ids_and_local_folders_on_both_backends(saved_models,
     onnx_dir = tmp_path / "segformer-onnx"
     export_onnx(saved_models["segformer"], onnx_dir)
     with LocalHub() as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_HOME": str(tmp_path / "hf_home"),
-            "HF_TOKEN": "hf_test_token",
-            "TRUS_HF_CACHE": str(tmp_path / "app_cache"),
-        }
+        env = hub.client_env(tmp_path, TRUS_HF_CACHE=str(tmp_path / "app_cache"))
         pushed = subprocess.run(
             [
                 sys.executable,

@@ -88,14 +88,7 @@ def test_transformers_pipeline_by_hub_id_on_the_local_hub(tmp_path):
         _model(arch, LABELS).save_pretrained(tmp_path / arch, processor=tiny_processor())
     Image.fromarray(generate_phantom(6, (120, 150)).image).save(tmp_path / "frame.png")
     with LocalHub() as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_HOME": str(tmp_path / "hf_home"),
-            "HF_TOKEN": "hf_test_token",
-        }
+        env = hub.client_env(tmp_path)
         r = subprocess.run(
             [
                 sys.executable,

@@ -163,14 +163,7 @@ FROM_HUB = textwrap.dedent("""
 
 def test_start_from_a_hub_id_at_a_pinned_revision(saved_models, tmp_path):
     with LocalHub() as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_HOME": str(tmp_path / "hf_home"),
-            "HF_TOKEN": "hf_test_token",
-        }
+        env = hub.client_env(tmp_path)
         out = tmp_path / "from_hub"
         out.mkdir()
         r = subprocess.run(

@@ -4,7 +4,6 @@ HF_ENDPOINT must be set before huggingface_hub is imported, so the client side r
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -43,14 +42,7 @@ CLIENT = textwrap.dedent("""
 
 def test_push_then_load_by_hub_id_gives_identical_logits(saved_models, tmp_path):
     with LocalHub() as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_HOME": str(tmp_path / "hf_home"),
-            "HF_TOKEN": "hf_test_token",
-        }
+        env = hub.client_env(tmp_path)
         out = tmp_path / "result.json"
         r = subprocess.run(
             [sys.executable, "-c", CLIENT, str(saved_models["fpn"]), str(out)],
@@ -109,15 +101,7 @@ DATASET_CLIENT = textwrap.dedent("""
 
 def test_dataset_push_then_load_by_hub_id(tmp_path):
     with LocalHub() as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_DATASETS_OFFLINE": "0",
-            "HF_HOME": str(tmp_path / "hf_home"),
-            "HF_TOKEN": "hf_test_token",
-        }
+        env = hub.client_env(tmp_path, HF_DATASETS_OFFLINE="0")
         r = subprocess.run(
             [sys.executable, "-c", DATASET_CLIENT, str(tmp_path)],
             env=env,

@@ -117,6 +117,10 @@ def test_auto_int8_keeps_the_quantized_file_only_when_it_qualifies(saved_models,
     monkeypatch.setattr(export, "INT8_MAX_TIME_RATIO", float("inf"))
     lax = export.export_onnx(saved_models["fpn"], tmp_path / "lax", int8="auto", calibration_size=2)
     assert lax["preferred"] == "model_int8.onnx" and "removed" not in lax["int8"]
+    tried = lax["int8_candidates"]  # every automatic setting measured, the fastest kept
+    assert [t["settings"]["exclude"] for t in tried] == ["ends", None]
+    assert lax["int8"]["int8_ms"] == min(t["int8_ms"] for t in tried)
+    assert sorted(p.name for p in (tmp_path / "lax").glob("*.onnx")) == ["model.onnx", "model_int8.onnx"]
     assert load_model(tmp_path / "lax", backend="onnx")[0].path.name == "model_int8.onnx"
     with pytest.raises(ValueError, match="int8 must be True, False or 'auto'"):
         export.export_onnx(saved_models["fpn"], tmp_path / "bad", int8="sometimes")

@@ -58,15 +58,7 @@ def test_two_labels_from_coco_to_the_app_by_hub_id(tmp_path):
     gland_gt = write_png(tmp_path / "frame_gland.png", ph.gland_mask * 255)
     local = SegmentationPipeline.from_pretrained(model_dir)(ph.image)
     with LocalHub() as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_HOME": str(tmp_path / "hf_home"),
-            "HF_TOKEN": "hf_test_token",
-            "TRUS_HF_CACHE": str(tmp_path / "app_cache"),
-        }
+        env = hub.client_env(tmp_path, TRUS_HF_CACHE=str(tmp_path / "app_cache"))
         cli("-m", "trus_hf.cli", "push", "--model", str(model_dir), "--repo-id", "trus-org/gland-lesion", env=env)
         proc, url = start(env)
         try:

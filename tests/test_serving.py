@@ -2,7 +2,6 @@
 number, exports evicted, and no error message that reveals a server path."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -98,14 +97,7 @@ CLIENT = textwrap.dedent("""
 
 def test_hub_downloads_are_bounded_in_size_and_number(tmp_path, saved_models):
     with LocalHub() as hub:
-        env = {
-            **os.environ,
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_HOME": str(tmp_path / "hf_home"),
-            "HF_TOKEN": "hf_test_token",
-        }
+        env = hub.client_env(tmp_path)
         out = tmp_path / "answers.json"
         r = subprocess.run(
             [sys.executable, "-c", CLIENT, str(saved_models["fpn"]), str(tmp_path / "cache"), str(out)],

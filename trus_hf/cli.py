@@ -124,14 +124,16 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     names = names or [Path(m).name if Path(m).exists() else m for m in a.model]
     if len(set(names)) != len(names):
         names = [f"{n}_{i}" for i, n in enumerate(names, 1)]
-    dsd = load_dataset(a.data, strict=not a.skip_invalid)
-    split = a.split or ("test" if "test" in dsd else "train")
-    if split not in dsd:
-        raise ValueError(f"split {split!r} not in dataset; available: {list(dsd)}")
     pipes = {
         n: SegmentationPipeline.from_pretrained(m, backend=a.backend, threshold=a.threshold)
         for n, m in zip(names, a.model)
     }
+    # phantoms know every label: a synthetic source is scored on all the models' labels unless told otherwise
+    labels = a.labels or (next(iter(pipes.values())).labels if str(a.data).startswith("synthetic:") else None)
+    dsd = load_dataset(a.data, strict=not a.skip_invalid, **({"labels": labels} if labels else {}))
+    split = a.split or ("test" if "test" in dsd else "train")
+    if split not in dsd:
+        raise ValueError(f"split {split!r} not in dataset; available: {list(dsd)}")
     summary = evaluate_models(pipes, dsd[split], a.out)
     for n in names:
         s = summary["models"][n]
@@ -164,6 +166,11 @@ def cmd_export_onnx(a: argparse.Namespace) -> None:
         exclude=None if a.exclude == ["none"] else (a.exclude[0] if a.exclude == ["ends"] else a.exclude),
     )
     print(json.dumps(info, indent=1))
+    for q in info.get("int8_candidates", []):
+        print(
+            f"INT8 candidate {q['settings']}: agreement mean {q['mean']:.4f}, min {q['min']:.4f}; "
+            f"{q['time_ratio']:.2f}x fp32 time"
+        )
     if "int8" in info:
         q = info["int8"]
         print(
@@ -303,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     s.add_argument("--threshold", type=float, default=0.5)
     s.add_argument("--skip-invalid", action="store_true", help="skip invalid pairs (listed) instead of failing")
+    s.add_argument(
+        "--labels",
+        nargs="+",
+        default=None,
+        help="labels to score, from mask_<label> columns (default: the dataset's; synthetic: the models' labels)",
+    )
     s.set_defaults(func=cmd_evaluate, parser=s)
 
     s = sub.add_parser("export-onnx", help="export to ONNX (optionally INT8) with a parity check")

@@ -127,6 +127,10 @@ DEFAULT_OPSET = 23
 #: and it runs at most ``INT8_MAX_TIME_RATIO`` of fp32's time.
 INT8_AGREEMENT_TARGET = 0.95
 INT8_MAX_TIME_RATIO = 0.9
+#: Settings `export_onnx(int8="auto")` tries when none are given, keeping the fastest that qualifies. Both calibrate
+#: with MinMax (small memory at any size); keeping the first and the last node in fp32 protects the FPN's agreement,
+#: while Segformer agrees and runs faster with every node quantized (BENCHMARKS.md).
+AUTO_INT8_CANDIDATES = ({"exclude": "ends"}, {"exclude": None})
 _PRESETS = ("default", "hard", "shifted")
 
 
@@ -257,17 +261,56 @@ def _median_ms(model: Any, x: np.ndarray, runs: int = 3) -> float:
     return float(np.median(times))
 
 
-def _int8_report(folder: Path, config: Any, processor: TrusImageProcessor) -> dict[str, Any]:
+def _int8_report(fp32_path: Path, int8_path: Path, config: Any, processor: TrusImageProcessor) -> dict[str, Any]:
     """Agreement of INT8 with fp32 on held-out phantoms (other seeds than calibration) and their latency at batch 1
     on the processor's canvas, measured side by side."""
-    fp32 = OnnxSegmentationModel(folder / "model.onnx", config)
-    int8 = OnnxSegmentationModel(folder / "model_int8.onnx", config)
+    fp32 = OnnxSegmentationModel(fp32_path, config)
+    int8 = OnnxSegmentationModel(int8_path, config)
     report = mask_agreement(fp32, int8, processor, _phantom_frames(30_000, 24))
     x = processor(_phantom_frames(40_000, 1))["pixel_values"].numpy()
     report["fp32_ms"] = _median_ms(fp32, x)
     report["int8_ms"] = _median_ms(int8, x)
     report["time_ratio"] = report["int8_ms"] / report["fp32_ms"]
     return report
+
+
+def _qualifies(report: dict[str, Any]) -> bool:
+    return report["mean"] >= INT8_AGREEMENT_TARGET and report["time_ratio"] <= INT8_MAX_TIME_RATIO
+
+
+def _choose_int8(
+    folder: Path,
+    config: Any,
+    processor: TrusImageProcessor,
+    int8: bool | str,
+    calibration: tuple[str | None, int],
+    quantization: dict[str, Any],
+) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """Quantize with each candidate setting, measure each, keep the fastest that qualifies as ``model_int8.onnx``:
+    (preferred file, the kept or best report, every candidate's report)."""
+    given = bool(quantization) or int8 is True
+    candidates = [quantization] if given else [dict(c) for c in AUTO_INT8_CANDIDATES]
+    reports = []
+    for i, options in enumerate(candidates):
+        q = quantize_int8(folder / "model.onnx", folder / f"model_int8.{i}.onnx", processor, *calibration, **options)
+        report = _int8_report(folder / "model.onnx", q, config, processor)
+        report["size_mb"] = round(q.stat().st_size / 2**20, 2)
+        report["settings"] = {"method": "minmax", "quant_format": "qdq", "exclude": "ends", **options}
+        report["file"] = q
+        reports.append(report)
+    good = [r for r in reports if _qualifies(r)]
+    keep = min(good, key=lambda r: r["int8_ms"]) if good else (reports[0] if int8 is True else None)
+    for r in reports:
+        path = r.pop("file")
+        if r is keep:
+            path.replace(folder / "model_int8.onnx")
+        else:
+            path.unlink()
+    chosen = keep if keep is not None else max(reports, key=lambda r: r["mean"])
+    if keep is None:
+        chosen["removed"] = True
+    preferred = "model_int8.onnx" if keep is not None and _qualifies(keep) else "model.onnx"
+    return preferred, chosen, reports
 
 
 def export_onnx(
@@ -288,11 +331,12 @@ def export_onnx(
     the export is checked against PyTorch (`check_parity`); raises `ValueError` when the ONNX model disagrees with
     PyTorch beyond ``tolerance`` or when masks agree below IoU 0.999.
 
-    ``int8``: ``"auto"`` (the CLI's default) quantizes (`quantize_int8`, options in ``quantization``), measures
-    agreement and speed against fp32 (`_int8_report`) and keeps ``model_int8.onnx`` as the folder's preferred file
-    when it meets `INT8_AGREEMENT_TARGET` and `INT8_MAX_TIME_RATIO`, else removes it; ``True`` always keeps it
-    (preferred on the same terms); ``False`` (default) skips quantization. The preferred file is recorded in
-    ``parity.json`` and loaded by ``load_model(folder, backend="onnx")``.
+    ``int8``: ``"auto"`` (the CLI's default) quantizes with each of `AUTO_INT8_CANDIDATES` (or the settings given in
+    ``quantization``, see `quantize_int8`), measures each one's agreement and speed against fp32 (`_int8_report`)
+    and keeps the fastest that meets `INT8_AGREEMENT_TARGET` and `INT8_MAX_TIME_RATIO` as ``model_int8.onnx``, the
+    folder's preferred file; none qualifying, no INT8 file is kept. ``True`` quantizes once (the given or default
+    settings) and keeps the file, preferred on the same terms; ``False`` (default) skips quantization. The preferred
+    file is recorded in ``parity.json`` and loaded by ``load_model(folder, backend="onnx")``.
     """
     import onnx
 
@@ -335,30 +379,19 @@ def export_onnx(
                 raise ValueError(f"ONNX export disagrees with PyTorch: {parity}")
         info["preferred"] = "model.onnx"
         if int8:
-            q = quantize_int8(
-                tmp / "model.onnx",
-                tmp / "model_int8.onnx",
-                processor,
-                calibration_data,
-                calibration_size,
-                **quantization,
+            preferred, report, tried = _choose_int8(
+                tmp, model.config, processor, int8, (calibration_data, calibration_size), quantization
             )
-            report = _int8_report(tmp, model.config, processor)
-            report["size_mb"] = round(q.stat().st_size / 2**20, 2)
-            report["settings"] = {"method": "minmax", "quant_format": "qdq", "exclude": "ends", **quantization}
-            ok = report["mean"] >= INT8_AGREEMENT_TARGET and report["time_ratio"] <= INT8_MAX_TIME_RATIO
-            if ok:
-                info["preferred"] = "model_int8.onnx"
-            elif int8 == "auto":
-                q.unlink()
-                report["removed"] = True
-            info["int8"] = report
+            info["preferred"], info["int8"] = preferred, report
+            if len(tried) > 1:
+                info["int8_candidates"] = tried
             logger.info(
-                "INT8: agreement mean %.4f (min %.4f), %.2fx fp32 time: %s",
+                "INT8 (%s): agreement mean %.4f (min %.4f), %.2fx fp32 time: %s",
+                report["settings"],
                 report["mean"],
                 report["min"],
                 report["time_ratio"],
-                "preferred" if ok else ("removed" if int8 == "auto" else "kept, not preferred"),
+                "preferred" if preferred != "model.onnx" else ("removed" if report.get("removed") else "kept"),
             )
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=1))
     info["out_dir"] = str(out_dir)
