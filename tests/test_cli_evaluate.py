@@ -82,3 +82,17 @@ def test_paired_comparison_statistics():
     assert compare(a, a)["wilcoxon_p"] == 1.0
     with pytest.raises(ValueError, match="same images"):
         compare(a, b[:3])
+
+
+def test_evaluate_scores_every_label_of_a_two_label_model_on_phantoms(tmp_path, capsys):
+    from conftest import tiny_processor
+    from test_multilabel import LABELS, two_label
+
+    two_label("fpn").save_pretrained(tmp_path / "m", processor=tiny_processor())
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", "synthetic:4:96", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    assert sorted(r["label"] for r in rows) == sorted(LABELS * 4)  # both labels scored on every phantom
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", "synthetic:4:96", "--labels", "lesion",
+                 "--out", str(tmp_path / "lesion_only")]) == 0  # fmt: skip
+    assert {r["label"] for r in csv.DictReader(open(tmp_path / "lesion_only" / "per_image.csv"))} == {"lesion"}
