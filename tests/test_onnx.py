@@ -119,7 +119,7 @@ def test_auto_int8_keeps_the_quantized_file_only_when_it_qualifies(saved_models,
     assert lax["preferred"] == "model_int8.onnx" and "removed" not in lax["int8"]
     tried = lax["int8_candidates"]  # every automatic setting measured, the fastest kept
     assert [t["settings"]["exclude"] for t in tried] == ["ends", None]
-    assert lax["int8"]["int8_ms"] == min(t["int8_ms"] for t in tried)
+    assert lax["int8"]["time_ratio"] == min(t["time_ratio"] for t in tried)
     assert sorted(p.name for p in (tmp_path / "lax").glob("*.onnx")) == ["model.onnx", "model_int8.onnx"]
     assert load_model(tmp_path / "lax", backend="onnx")[0].path.name == "model_int8.onnx"
     with pytest.raises(ValueError, match="int8 must be True, False or 'auto'"):

@@ -150,6 +150,18 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     print(f"report: {summary['report']}")
 
 
+def _quantization_options(a: argparse.Namespace) -> dict:
+    """The quantizer settings given on the command line (none given: `export_onnx` tries its candidates)."""
+    options = {}
+    if a.calibration_method:
+        options["method"] = a.calibration_method
+    if a.quant_format:
+        options["quant_format"] = a.quant_format
+    if a.exclude:
+        options["exclude"] = None if a.exclude == ["none"] else ("ends" if a.exclude == ["ends"] else a.exclude)
+    return options
+
+
 def cmd_export_onnx(a: argparse.Namespace) -> None:
     from .export import export_onnx
 
@@ -161,9 +173,7 @@ def cmd_export_onnx(a: argparse.Namespace) -> None:
         calibration_data=a.calibration_data,
         calibration_size=a.calibration_size,
         verify=not a.no_check,
-        method=a.calibration_method,
-        quant_format=a.quant_format,
-        exclude=None if a.exclude == ["none"] else (a.exclude[0] if a.exclude == ["ends"] else a.exclude),
+        **_quantization_options(a),
     )
     print(json.dumps(info, indent=1))
     for q in info.get("int8_candidates", []):
@@ -333,13 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--calibration-data", default=None, help="dataset for INT8 calibration (default: phantoms)")
     s.add_argument("--calibration-size", type=int, default=16)
-    s.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
-    s.add_argument("--quant-format", choices=["qdq", "qoperator"], default="qdq")
+    s.add_argument(
+        "--calibration-method",
+        choices=["minmax", "entropy", "percentile"],
+        default=None,
+        help="INT8 calibration (default minmax)",
+    )
+    s.add_argument("--quant-format", choices=["qdq", "qoperator"], default=None, help="INT8 format (default qdq)")
     s.add_argument(
         "--exclude",
         nargs="+",
-        default=["ends"],
-        help="nodes kept in fp32: 'ends' (first and last, default), 'none', or node names",
+        default=None,
+        help="nodes kept in fp32: 'ends' (first and last), 'none', or node names. Without any of these three "
+        "options, --int8 auto tries 'ends' and 'none' and keeps the better",
     )
     s.add_argument("--no-check", action="store_true", help="skip the PyTorch parity check")
     s.set_defaults(func=cmd_export_onnx, parser=s, long_job=True)

@@ -251,14 +251,17 @@ def mask_agreement(reference: Any, candidate: Any, processor: TrusImageProcessor
     }
 
 
-def _median_ms(model: Any, x: np.ndarray, runs: int = 3) -> float:
-    model(x)
-    times = []
+def _paired_ms(a: Any, b: Any, x: np.ndarray, runs: int = 10) -> tuple[float, float]:
+    """Median milliseconds of ``a(x)`` and ``b(x)``, timed alternately after a warm-up each, so that both see the
+    same machine state (this VM's speed drifts)."""
+    a(x), b(x)
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(runs):
-        t = time.perf_counter()
-        model(x)
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
+        for model, spent in ((a, times[0]), (b, times[1])):
+            t = time.perf_counter()
+            model(x)
+            spent.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times[0])), float(np.median(times[1]))
 
 
 def _int8_report(fp32_path: Path, int8_path: Path, config: Any, processor: TrusImageProcessor) -> dict[str, Any]:
@@ -268,8 +271,7 @@ def _int8_report(fp32_path: Path, int8_path: Path, config: Any, processor: TrusI
     int8 = OnnxSegmentationModel(int8_path, config)
     report = mask_agreement(fp32, int8, processor, _phantom_frames(30_000, 24))
     x = processor(_phantom_frames(40_000, 1))["pixel_values"].numpy()
-    report["fp32_ms"] = _median_ms(fp32, x)
-    report["int8_ms"] = _median_ms(int8, x)
+    report["fp32_ms"], report["int8_ms"] = _paired_ms(fp32, int8, x)
     report["time_ratio"] = report["int8_ms"] / report["fp32_ms"]
     return report
 
@@ -299,7 +301,8 @@ def _choose_int8(
         report["file"] = q
         reports.append(report)
     good = [r for r in reports if _qualifies(r)]
-    keep = min(good, key=lambda r: r["int8_ms"]) if good else (reports[0] if int8 is True else None)
+    # ratios, not milliseconds: each candidate is timed against fp32 side by side, the candidates one after another
+    keep = min(good, key=lambda r: r["time_ratio"]) if good else (reports[0] if int8 is True else None)
     for r in reports:
         path = r.pop("file")
         if r is keep:
