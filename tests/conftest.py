@@ -10,6 +10,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -28,6 +30,16 @@ TINY_FPN = {
     "decoder_segmentation_channels": 32,
 }
 TINY_SEGFORMER = {"architecture": "segformer", "segformer_size": "b0"}
+
+
+def run_python(*args, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 300):
+    """``python *args`` in a child process, as a user runs it; asserts that it succeeded (the tail of stderr in the
+    message) and returns the finished process."""
+    r = subprocess.run(
+        [sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert r.returncode == 0, (args[:3], r.stderr[-3000:])
+    return r
 
 
 def tiny_processor(size: int = 64, **kw) -> TrusImageProcessor:

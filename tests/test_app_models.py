@@ -12,7 +12,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, run_python
 from gradio_client import Client, handle_file
 from hub_server import LocalHub
 from PIL import Image
@@ -52,24 +52,9 @@ def test_text_box_loads_hub_ids_and_local_folders_on_both_backends(saved_models,
     export_onnx(saved_models["segformer"], onnx_dir)
     with LocalHub() as hub:
         env = hub.client_env(tmp_path, TRUS_HF_CACHE=str(tmp_path / "app_cache"))
-        pushed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "trus_hf.cli",
-                "push",
-                "--model",
-                str(saved_models["fpn"]),
-                "--repo-id",
-                "trus-org/tiny-fpn",
-            ],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        run_python(
+            "-m", "trus_hf.cli", "push", "--model", saved_models["fpn"], "--repo-id", "trus-org/tiny-fpn", env=env
         )
-        assert pushed.returncode == 0, pushed.stderr[-3000:]
         proc, url = start(env)
         try:
             client = Client(url, verbose=False)

@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_processor
+from conftest import ROOT, run_python, tiny_processor
 from hub_server import LocalHub
 from PIL import Image
 
@@ -89,23 +89,9 @@ def test_transformers_pipeline_by_hub_id_on_the_local_hub(tmp_path):
     Image.fromarray(generate_phantom(6, (120, 150)).image).save(tmp_path / "frame.png")
     with LocalHub() as hub:
         env = hub.client_env(tmp_path)
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                HUB,
-                str(tmp_path / "fpn"),
-                str(tmp_path / "segformer"),
-                str(tmp_path / "frame.png"),
-                str(tmp_path / "out.json"),
-            ],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        run_python(
+            "-c", HUB, tmp_path / "fpn", tmp_path / "segformer", tmp_path / "frame.png", tmp_path / "out.json", env=env
         )
-    assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / "out.json").read_text()) == {"fpn": [True, True], "segformer": [True, True]}
 
 
@@ -118,8 +104,7 @@ def test_card_snippets_run_as_written(tmp_path, arch):
     assert len(snippets) == 2 and 'pipeline("image-segmentation"' in snippets[1]
     Image.fromarray(generate_phantom(7, (90, 110)).image).save(tmp_path / "frame.png")
     for code in snippets:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=tmp_path)
-        assert r.returncode == 0, (code, r.stderr[-2000:])
+        r = run_python("-c", code, cwd=tmp_path, timeout=180)
     assert "gland (110, 90)" in r.stdout and "lesion (110, 90)" in r.stdout
 
 
@@ -192,15 +177,7 @@ def test_a_training_log_away_from_a_terminal_stays_short(tmp_path):
         "--output_dir",
         str(tmp_path / "run"),
     ]
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "train_fpn.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    r = run_python(ROOT / "train_fpn.py", *args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     log = r.stdout + r.stderr
     assert "\r" not in log
     assert len(log.splitlines()) < 80, log[-3000:]

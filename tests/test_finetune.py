@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import segmentation_models_pytorch as smp
 import torch
-from conftest import ROOT, TINY_FPN, tiny_model, tiny_processor
+from conftest import ROOT, TINY_FPN, run_python, tiny_model, tiny_processor
 from hub_server import LocalHub
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
@@ -166,15 +166,7 @@ def test_start_from_a_hub_id_at_a_pinned_revision(saved_models, tmp_path):
         env = hub.client_env(tmp_path)
         out = tmp_path / "from_hub"
         out.mkdir()
-        r = subprocess.run(
-            [sys.executable, "-c", FROM_HUB, str(saved_models["fpn"]), str(out), *TINY],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert r.returncode == 0, r.stderr[-3000:]
+        run_python("-c", FROM_HUB, saved_models["fpn"], out, *TINY, env=env)
     info = json.loads((out / "hub.json").read_text())
     card = (out / "model" / "README.md").read_text()
     assert f"init_from: `trus-org/start-fpn@{info['first']}`" in card

@@ -4,11 +4,9 @@ HF_ENDPOINT must be set before huggingface_hub is imported, so the client side r
 """
 
 import json
-import subprocess
-import sys
 import textwrap
 
-from conftest import ROOT
+from conftest import run_python
 from hub_server import LocalHub
 
 CLIENT = textwrap.dedent("""
@@ -44,15 +42,7 @@ def test_push_then_load_by_hub_id_gives_identical_logits(saved_models, tmp_path)
     with LocalHub() as hub:
         env = hub.client_env(tmp_path)
         out = tmp_path / "result.json"
-        r = subprocess.run(
-            [sys.executable, "-c", CLIENT, str(saved_models["fpn"]), str(out)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert r.returncode == 0, r.stderr[-4000:]
+        run_python("-c", CLIENT, saved_models["fpn"], out, env=env)
         requests = list(hub.state.requests)
     result = json.loads(out.read_text())
     assert result["diff"] == 0.0
@@ -102,13 +92,6 @@ DATASET_CLIENT = textwrap.dedent("""
 def test_dataset_push_then_load_by_hub_id(tmp_path):
     with LocalHub() as hub:
         env = hub.client_env(tmp_path, HF_DATASETS_OFFLINE="0")
-        r = subprocess.run(
-            [sys.executable, "-c", DATASET_CLIENT, str(tmp_path)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert r.returncode == 0 and "DATASET-OK" in r.stdout, r.stderr[-4000:]
+        r = run_python("-c", DATASET_CLIENT, tmp_path, env=env)
+        assert "DATASET-OK" in r.stdout, r.stderr[-4000:]
         assert any(req.startswith("POST /api/datasets/trus-org/phantoms/commit/") for req in hub.state.requests)

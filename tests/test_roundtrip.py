@@ -4,12 +4,9 @@ it by Hub ID on ONNX Runtime (exported on demand) and answers per label, scored 
 Every step runs as a user runs it (command lines, a child app process with the real huggingface_hub client)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
-from conftest import ROOT
+from conftest import run_python
 from gradio_client import Client, handle_file
 from hub_server import LocalHub
 from PIL import Image
@@ -22,27 +19,19 @@ from trus_hf.metrics import binary_metrics
 from trus_hf.synthetic import PRESETS, generate_phantom
 
 
-def cli(*args, env=None, timeout=600):
-    r = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env or os.environ, capture_output=True, text=True, timeout=timeout
-    )
-    assert r.returncode == 0, (args[:3], r.stderr[-3000:])
-    return r
-
-
 def test_two_labels_from_coco_to_the_app_by_hub_id(tmp_path):
     export = _coco_two_categories(tmp_path, n=10)
-    cli(
+    run_python(
         "-m", "trus_hf.cli", "import-labels", str(export), "--out", str(tmp_path / "data"),
         "--labels", *LABELS, "--label-map", "gland=prostate;lesion=tumor",
-        "--missing-labels", "lesion=empty,gland=error",
+        "--missing-labels", "lesion=empty,gland=error", timeout=600,
     )  # fmt: skip
     dataset = tmp_path / "data" / "dataset"
     out = tmp_path / "run"
-    r = cli(
+    r = run_python(
         "train_segformer.py", "--data", str(dataset), "--labels", *LABELS, "--output_dir", str(out),
         "--epochs", "1", "--image_size", "64", "--batch_size", "4", "--diffusion_iterations", "1",
-        "--tensorboard", "false",
+        "--tensorboard", "false", timeout=600,
     )  # fmt: skip
     summary = json.loads(r.stdout[r.stdout.index("{") :])
     assert set(summary["best_val"]["labels"]) == set(LABELS)
@@ -59,7 +48,17 @@ def test_two_labels_from_coco_to_the_app_by_hub_id(tmp_path):
     local = SegmentationPipeline.from_pretrained(model_dir)(ph.image)
     with LocalHub() as hub:
         env = hub.client_env(tmp_path, TRUS_HF_CACHE=str(tmp_path / "app_cache"))
-        cli("-m", "trus_hf.cli", "push", "--model", str(model_dir), "--repo-id", "trus-org/gland-lesion", env=env)
+        run_python(
+            "-m",
+            "trus_hf.cli",
+            "push",
+            "--model",
+            str(model_dir),
+            "--repo-id",
+            "trus-org/gland-lesion",
+            env=env,
+            timeout=600,
+        )
         proc, url = start(env)
         try:
             client = Client(url, verbose=False)

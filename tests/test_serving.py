@@ -2,12 +2,10 @@
 number, exports evicted, and no error message that reveals a server path."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from conftest import ROOT, tiny_model, tiny_processor
+from conftest import run_python, tiny_model, tiny_processor
 from hub_server import LocalHub
 
 from trus_hf.serving import ModelCache, ModelSourceError, SourcePolicy, safe_message
@@ -99,15 +97,7 @@ def test_hub_downloads_are_bounded_in_size_and_number(tmp_path, saved_models):
     with LocalHub() as hub:
         env = hub.client_env(tmp_path)
         out = tmp_path / "answers.json"
-        r = subprocess.run(
-            [sys.executable, "-c", CLIENT, str(saved_models["fpn"]), str(tmp_path / "cache"), str(out)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert r.returncode == 0, r.stderr[-3000:]
+        run_python("-c", CLIENT, saved_models["fpn"], tmp_path / "cache", out, env=env)
     answers = json.loads(out.read_text())
     assert "exceed this server's download limit of 0.05 MB" in answers["too_big"] and answers["nothing_downloaded"]
     assert answers["first"] == answers["again_from_cache"] == ["lesion"]

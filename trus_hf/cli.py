@@ -130,7 +130,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     }
     # phantoms know every label: a synthetic source is scored on all the models' labels unless told otherwise
     labels = a.labels or (next(iter(pipes.values())).labels if str(a.data).startswith("synthetic:") else None)
-    dsd = load_dataset(a.data, strict=not a.skip_invalid, **({"labels": labels} if labels else {}))
+    dsd = load_dataset(a.data, strict=not a.skip_invalid, labels=labels)
     split = a.split or ("test" if "test" in dsd else "train")
     if split not in dsd:
         raise ValueError(f"split {split!r} not in dataset; available: {list(dsd)}")
