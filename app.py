@@ -176,6 +176,13 @@ def _view(fn, numbers: tuple[int, ...]):
     return view
 
 
+def _wire(button: gr.Button, fn, inputs: list, outputs: list, api_name: str, numbers: tuple[int, ...]) -> None:
+    """``button`` runs the page's version of ``fn`` (`_view`); API clients get ``fn`` itself under ``api_name``
+    (a button that is never shown)."""
+    button.click(_view(fn, numbers), inputs, outputs, api_name=False)
+    gr.Button(visible=False).click(fn, inputs, outputs, api_name=api_name)
+
+
 class Handlers:
     """The app's actions, one method each; ``out_dir`` is the Gradio cache folder the outputs are written into."""
 
@@ -567,8 +574,7 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 info_out,
                 state,
             ]
-            run.click(_view(app.predict, (6, 7)), [*inputs, opacity], predict_outputs, api_name=False)
-            gr.Button(visible=False).click(app.predict, [*inputs, opacity], predict_outputs, api_name="predict")
+            _wire(run, app.predict, [*inputs, opacity], predict_outputs, "predict", numbers=(6, 7))
             opacity.release(app.repaint, [state, opacity], overlay_out, api_name=False)
             # API only (the button is never shown): the same prediction without the pictures.
             gr.Button(visible=False).click(
@@ -600,8 +606,7 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 agree = gr.Number(label="A-B agreement (IoU)", visible=False, elem_id="agreement", interactive=False)
             compare_in = [image_file, mask_file, choice, custom, backend, choice_b, custom_b, backend_b, threshold]
             compare_out = [img_a, iou_a, dice_a, ms_a, img_b, iou_b, dice_b, ms_b, diff_img, agree]
-            run_cmp.click(_view(app.compare, (1, 2, 3, 5, 6, 7, 9)), compare_in, compare_out, api_name=False)
-            gr.Button(visible=False).click(app.compare, compare_in, compare_out, api_name="compare")
+            _wire(run_cmp, app.compare, compare_in, compare_out, "compare", numbers=(1, 2, 3, 5, 6, 7, 9))
 
         with gr.Tab("Batch"):
             gr.Markdown(
@@ -683,9 +688,7 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
             open_editor.click(
                 app.edit, [image_file, choice, custom, backend, threshold], [editor, predicted], api_name="edit"
             )
-            correct_in, correct_out = [editor, predicted, image_file], [corrected, change, pixels]
-            save.click(_view(app.correct, (1, 2)), correct_in, correct_out, api_name=False)
-            gr.Button(visible=False).click(app.correct, correct_in, correct_out, api_name="correct")
+            _wire(save, app.correct, [editor, predicted, image_file], [corrected, change, pixels], "correct", (1, 2))
 
         examples = [[img, lesion, [gland], img] for img, lesion, gland in make_examples()]
         gr.Examples(

@@ -46,13 +46,16 @@ def split_by_case(ds, seed: int = 0):
         cases.setdefault(g, []).append(i)
     order = sorted(cases)
     random.Random(seed).shuffle(order)
-    train_idx, test_idx = [], []
+    train_cases, n_train, test_idx = [], 0, []
     for case in order:
-        (train_idx if len(train_idx) + len(cases[case]) <= N_TRAIN else test_idx).extend(cases[case])
+        if n_train + len(cases[case]) <= N_TRAIN:
+            train_cases.append(case)
+            n_train += len(cases[case])
+        else:
+            test_idx.extend(cases[case])
     val_idx, fit_idx = [], []
-    for case in order:
-        idx = [i for i in cases[case] if i in set(train_idx)]
-        (val_idx if idx and len(val_idx) + len(idx) <= N_VAL else fit_idx).extend(idx)
+    for case in train_cases:  # the first training cases that fit in N_VAL frames choose the checkpoint
+        (val_idx if len(val_idx) + len(cases[case]) <= N_VAL else fit_idx).extend(cases[case])
     return fit_idx, val_idx, test_idx
 
 

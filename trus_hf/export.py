@@ -198,8 +198,11 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}
-    methods["percentile"] = CalibrationMethod.Percentile
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
     if method not in methods:
         raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}")
@@ -236,12 +239,7 @@ def mask_agreement(reference: Any, candidate: Any, processor: TrusImageProcessor
     b = SegmentationPipeline(candidate, processor).predict(frames)
     labels = {}
     for label in reference.config.labels:
-        ious = [
-            binary_metrics(x.masks[label], y.masks[label])["iou"]
-            if (x.masks[label].any() or y.masks[label].any())
-            else 1.0
-            for x, y in zip(a, b)
-        ]
+        ious = [binary_metrics(x.masks[label], y.masks[label])["iou"] for x, y in zip(a, b)]  # both empty: 1.0
         labels[label] = {"mean": float(np.mean(ious)), "min": float(np.min(ious))}
     return {
         "frames": len(frames),
@@ -264,13 +262,14 @@ def _paired_ms(a: Any, b: Any, x: np.ndarray, runs: int = 10) -> tuple[float, fl
     return float(np.median(times[0])), float(np.median(times[1]))
 
 
-def _int8_report(fp32_path: Path, int8_path: Path, config: Any, processor: TrusImageProcessor) -> dict[str, Any]:
-    """Agreement of INT8 with fp32 on held-out phantoms (other seeds than calibration) and their latency at batch 1
-    on the processor's canvas, measured side by side."""
-    fp32 = OnnxSegmentationModel(fp32_path, config)
-    int8 = OnnxSegmentationModel(int8_path, config)
-    report = mask_agreement(fp32, int8, processor, _phantom_frames(30_000, 24))
-    x = processor(_phantom_frames(40_000, 1))["pixel_values"].numpy()
+def _int8_report(
+    fp32: OnnxSegmentationModel, int8_path: Path, processor: TrusImageProcessor, frames: list[np.ndarray]
+) -> dict[str, Any]:
+    """Agreement of INT8 with fp32 on ``frames`` (held-out phantoms: other seeds than calibration) and their latency
+    at batch 1 on the processor's canvas, measured side by side."""
+    int8 = OnnxSegmentationModel(int8_path, fp32.config)
+    report = mask_agreement(fp32, int8, processor, frames)
+    x = processor(frames[0])["pixel_values"].numpy()
     report["fp32_ms"], report["int8_ms"] = _paired_ms(fp32, int8, x)
     report["time_ratio"] = report["int8_ms"] / report["fp32_ms"]
     return report
@@ -292,10 +291,12 @@ def _choose_int8(
     (preferred file, the kept or best report, every candidate's report)."""
     given = bool(quantization) or int8 is True
     candidates = [quantization] if given else [dict(c) for c in AUTO_INT8_CANDIDATES]
+    fp32 = OnnxSegmentationModel(folder / "model.onnx", config)
+    frames = _phantom_frames(30_000, 24)  # the same held-out frames for every candidate
     reports = []
     for i, options in enumerate(candidates):
         q = quantize_int8(folder / "model.onnx", folder / f"model_int8.{i}.onnx", processor, *calibration, **options)
-        report = _int8_report(folder / "model.onnx", q, config, processor)
+        report = _int8_report(fp32, q, processor, frames)
         report["size_mb"] = round(q.stat().st_size / 2**20, 2)
         report["settings"] = {"method": "minmax", "quant_format": "qdq", "exclude": "ends", **options}
         report["file"] = q
