@@ -10,8 +10,8 @@ aperture 22.7 mm = the simulated array, no transmit focus), homogeneous tissue, 
 speckle's axial and lateral size (FWHM of the envelope autocovariance). Target: each within 25% of the simulator.
 
 Then the grain of whole displayed frames: the median speckle size in pixels of ``trus-hf synth --size 512`` frames
-(the default preset) against the simulator's homogeneous 512x512 frame. And, with ``--sheet``, a contact sheet of
-phantoms beside real ultrasound (BUS-BRA frames, when ../shared/data/busbra exists) at the same size.
+(the default and wide presets) against the simulator's homogeneous 512x512 frame. And, with ``--sheet``, a contact
+sheet of phantoms beside real ultrasound (BUS-BRA frames, when ../shared/data/busbra exists) at the same size.
 """
 
 from __future__ import annotations
@@ -102,16 +102,23 @@ def compare_speckle(ref: dict, seeds: int) -> bool:
     return ok
 
 
-def compare_grain(ref: dict, frames: int) -> bool:
-    """Median grain of ``frames`` default-preset 512x512 frames against the simulator's 512x512 frames (their range)."""
+def compare_grain(ref: dict, frames: int, presets: list[str]) -> bool:
+    """Median grain of ``frames`` 512x512 frames of each preset against the simulator's 512x512 frames (their range);
+    the verdict is the first preset's."""
     sims = ref.get("frames_512", [])
-    grains = [grain_px(ph.image, ph.fan_mask.astype(bool)) for ph in (generate_phantom(s, 512) for s in range(frames))]
-    g = np.array([[x["axial_px"], x["lateral_px"]] for x in grains if x["windows"]])
-    p10, med, p90 = np.percentile(g, [10, 50, 90], axis=0)
-    print(
-        f"grain of 512x512 frames (px, axial / lateral), {frames} `trus-hf synth --size 512` frames: median "
-        f"{med[0]:.2f} / {med[1]:.2f}, 10-90% {p10[0]:.2f}-{p90[0]:.2f} / {p10[1]:.2f}-{p90[1]:.2f}"
-    )
+    medians = []
+    for preset in presets:
+        phantoms = (generate_phantom(s, 512, preset) for s in range(frames))
+        grains = [grain_px(ph.image, ph.fan_mask.astype(bool)) for ph in phantoms]
+        g = np.array([[x["axial_px"], x["lateral_px"]] for x in grains if x["windows"]])
+        p10, med, p90 = np.percentile(g, [10, 50, 90], axis=0)
+        medians.append(med)
+        print(
+            f"grain of 512x512 frames (px, axial / lateral), {frames} `trus-hf synth --size 512 --preset {preset}` "
+            f"frames: median {med[0]:.2f} / {med[1]:.2f}, 10-90% {p10[0]:.2f}-{p90[0]:.2f} / "
+            f"{p10[1]:.2f}-{p90[1]:.2f}"
+        )
+    med = medians[0]
     if not sims:
         print("no simulated 512x512 frame in the reference (run _pymust_reference.py --frame 7 4)")
         return True
@@ -150,11 +157,12 @@ def main() -> None:
     p.add_argument("--reference", default=str(HERE / "speckle_reference.json"))
     p.add_argument("--seeds", type=int, default=4, help="phantom realisations per setting")
     p.add_argument("--frames", type=int, default=20, help="512x512 frames for the grain")
+    p.add_argument("--presets", nargs="+", default=["default", "wide"], help="phantom presets for the grain")
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here")
     a = p.parse_args()
     ref = json.loads(Path(a.reference).read_text())
     speckle_ok = compare_speckle(ref, a.seeds)
-    grain_ok = compare_grain(ref, a.frames)
+    grain_ok = compare_grain(ref, a.frames, a.presets)
     print(f"speckle within 25%: {'yes' if speckle_ok else 'NO'}; grain within 25%: {'yes' if grain_ok else 'NO'}")
     if a.sheet:
         contact_sheet(Path(a.sheet))

@@ -278,9 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", choices=["lesion", "gland"], default="lesion", help="which mask is the label")
     s.add_argument(
         "--preset",
-        choices=["default", "clean", "hard", "shifted"],
+        choices=["default", "clean", "hard", "wide", "shifted"],
         default="default",
-        help="generator settings: default (training ranges), clean, hard, shifted (outside the defaults)",
+        help="generator settings: default (training ranges), clean, hard, wide (the bundled models' training data), "
+        "shifted (outside the defaults)",
     )
     s.add_argument(
         "--lesion-contrast",

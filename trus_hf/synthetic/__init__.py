@@ -56,7 +56,7 @@ def generate_phantom(
     seed: int = 0, size: tuple[int, int] | int = (512, 512), config: PhantomConfig | str | None = None
 ) -> Phantom:
     """Generate one deterministic phantom for ``seed`` at ``size`` = (height, width); ``config`` is a
-    `PhantomConfig` or a preset name (``default``, ``clean``, ``hard``, ``shifted``)."""
+    `PhantomConfig` or a preset name (``default``, ``clean``, ``hard``, ``wide``, ``shifted``)."""
     cfg = resolve_config(config)
     h, w = (size, size) if isinstance(size, int) else size
     if h < 16 or w < 16:

@@ -4,8 +4,9 @@ Every knob is a ``(low, high)`` range (a single number means a fixed value) or a
 own `FrameSettings` from the ranges, so a dataset covers many scanners, settings and patients (domain
 randomisation). Named presets (`PRESETS`): ``default`` (the documented ranges below, for training), ``clean`` (one
 mid setting, no display artefacts, clearly hypoechoic lesions: tests and demos), ``hard`` (wider ranges,
-near-isoechoic lesions, heavy artefacts) and ``shifted`` (settings outside the default ranges, for held-out
-evaluation).
+near-isoechoic lesions, heavy artefacts), ``wide`` (the default anatomy and lesions under the hard preset's probe,
+system and display ranges: training data for models meant for other scanners, the bundled models') and ``shifted``
+(settings outside the default ranges, for held-out evaluation).
 
 Default ranges (typical transverse TRUS, ../shared/PHANTOMS.md of the project):
 
@@ -228,7 +229,38 @@ PRESETS: dict[str, PhantomConfig] = {
         jpeg_quality=(20.0, 80.0),
         zoom=(0.8, 1.4),
     ),
-    # Outside the default ranges on purpose: held-out evaluation of models trained on "default".
+    # Domain randomisation for models meant for other scanners (the bundled models' phantoms): the default anatomy and
+    # lesions under the hard preset's probe, system and display ranges.
+    "wide": PhantomConfig(
+        scan_lines=(48.0, 900.0),
+        line_samples=(128.0, 1200.0),
+        frequency_mhz=(4.0, 10.0),
+        bandwidth=(0.5, 0.85),
+        probe_radius_mm=(6.0, 14.0),
+        sector_deg=(90.0, 160.0),
+        depth_mm=(35.0, 80.0),
+        f_number=(1.5, 4.0),
+        dynamic_range_db=(35.0, 70.0),
+        attenuation_db_cm_mhz=(0.4, 1.0),
+        tgc_compensation=(0.5, 1.0),
+        tgc_ripple_db=(0.0, 6.0),
+        gain_db=(-10.0, 10.0),
+        scatterers_per_cell=(2.0, 40.0),
+        calcification_prob=0.5,
+        bph_prob=0.7,
+        cyst_prob=0.3,
+        base_slice_prob=0.2,
+        linear_probe_prob=0.1,
+        probe_at_top_prob=0.2,
+        overlay_prob=0.9,
+        caliper_prob=0.3,
+        letterbox_prob=0.4,
+        jpeg_prob=0.6,
+        jpeg_quality=(20.0, 95.0),
+        zoom=(0.8, 1.4),
+    ),
+    # Outside the default ranges on purpose: held-out evaluation of models trained on "default" (the "wide" preset
+    # covers part of it: frequency, focus, gland size and line sampling stay outside).
     "shifted": PhantomConfig(
         scan_lines=(520.0, 800.0),
         line_samples=(950.0, 1400.0),

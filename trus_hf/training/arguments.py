@@ -54,6 +54,10 @@ class TrainingArguments:
     lr_factor: float = field(default=0.5, metadata={"help": "ReduceLROnPlateau factor"})
     early_stopping: int = field(default=0, metadata={"help": "stop after N epochs without improvement (0 = off)"})
     augment: bool = field(default=True, metadata={"help": "use the training augmentations"})
+    augment_strength: float = field(
+        default=1.0,
+        metadata={"help": "scale of the augmentation ranges; above 1 adds grain and speckle-noise randomisation"},
+    )
     seed: int = field(default=42, metadata={"help": "random seed"})
     num_workers: int = field(default=0, metadata={"help": "data loader workers"})
     mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (GPU)"})

@@ -171,10 +171,12 @@ class TorchSegmentationDataset(Dataset):
     """Items ``pixel_values`` (C, H, W), ``labels`` (H, W) or (L, H, W) and ``index`` from a `cached_preprocess`
     output, augmented (albumentations) when ``augment``."""
 
-    def __init__(self, ds: datasets.Dataset, processor: TrusImageProcessor, augment: bool, seed: int):
+    def __init__(
+        self, ds: datasets.Dataset, processor: TrusImageProcessor, augment: bool, seed: int, strength: float = 1.0
+    ):
         self.ds = ds.with_format("numpy", columns=["x", "y"])
         self.processor = processor
-        self.aug = build_augmentations(seed=seed) if augment else None
+        self.aug = build_augmentations(seed=seed, strength=strength) if augment else None
 
     def __len__(self) -> int:
         return len(self.ds)

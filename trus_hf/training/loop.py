@@ -92,7 +92,7 @@ class _Validator:
 
 
 def _loaders(args: TrainingArguments, train_pre, val_pre, processor):
-    train_set = TorchSegmentationDataset(train_pre, processor, args.augment, args.seed)
+    train_set = TorchSegmentationDataset(train_pre, processor, args.augment, args.seed, args.augment_strength)
     val_set = TorchSegmentationDataset(val_pre, processor, False, args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
@@ -198,7 +198,12 @@ def train(
         primary = model_config.labels.index(model_config.primary_label)
         masks = [y if y.ndim == 2 else (y[primary] == 1).astype(np.uint8) for y in sample["y"]]
         path = preview_augmentations(
-            list(sample["x"]), masks, args.preview_augmentations, out / "augmentations.png", seed=args.seed
+            list(sample["x"]),
+            masks,
+            args.preview_augmentations,
+            out / "augmentations.png",
+            seed=args.seed,
+            strength=args.augment_strength,
         )
         return {"preview": str(path)}
 

@@ -70,7 +70,9 @@ def run_card(
         "epochs_run": state.get("epoch"),
         "best_epoch": state.get("best_epoch"),
         "image_size": args.image_size,
-        "augmentation": args.augment,
+        "augmentation": (f"strength {args.augment_strength:g}" if args.augment_strength != 1 else True)
+        if args.augment
+        else False,
         "seed": args.seed,
         "data": args.data,
     }
