@@ -280,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=["default", "clean", "hard", "wide", "shifted"],
         default="default",
-        help="generator settings: default (training ranges), clean, hard, wide (the bundled models' training data), "
-        "shifted (outside the defaults)",
+        help="generator settings: default (training ranges), clean, hard, wide (hard's probe and display ranges, "
+        "default lesions), shifted (outside the defaults)",
     )
     s.add_argument(
         "--lesion-contrast",

@@ -5,7 +5,7 @@ own `FrameSettings` from the ranges, so a dataset covers many scanners, settings
 randomisation). Named presets (`PRESETS`): ``default`` (the documented ranges below, for training), ``clean`` (one
 mid setting, no display artefacts, clearly hypoechoic lesions: tests and demos), ``hard`` (wider ranges,
 near-isoechoic lesions, heavy artefacts), ``wide`` (the default anatomy and lesions under the hard preset's probe,
-system and display ranges: training data for models meant for other scanners, the bundled models') and ``shifted``
+system and display ranges: training data for models meant for other scanners) and ``shifted``
 (settings outside the default ranges, for held-out evaluation).
 
 Default ranges (typical transverse TRUS, ../shared/PHANTOMS.md of the project):
@@ -229,8 +229,8 @@ PRESETS: dict[str, PhantomConfig] = {
         jpeg_quality=(20.0, 80.0),
         zoom=(0.8, 1.4),
     ),
-    # Domain randomisation for models meant for other scanners (the bundled models' phantoms): the default anatomy and
-    # lesions under the hard preset's probe, system and display ranges.
+    # Domain randomisation for models meant for other scanners: the default anatomy and lesions under the hard preset's
+    # probe, system and display ranges.
     "wide": PhantomConfig(
         scan_lines=(48.0, 900.0),
         line_samples=(128.0, 1200.0),
