@@ -198,10 +198,17 @@ class Handlers:
         return folder
 
     def pipeline(
-        self, choice: str, custom: str | None, backend: str, uncertainty: bool = False, within_gland: bool = False
+        self,
+        choice: str,
+        custom: str | None,
+        backend: str,
+        uncertainty: bool = False,
+        within_gland: bool = False,
+        threshold: float | None = None,
     ) -> SegmentationPipeline:
         """The cached pipeline of a model choice, with this request's options (a shallow copy: the cached one is
-        never changed by a request)."""
+        never changed by a request). A threshold of 0 or None is the model's tuned one."""
+        threshold = float(threshold) if threshold else None
         source = choice if choice in DEMO_CHOICES else (custom or "").strip()
         if choice in DEMO_CHOICES and choice not in self.cache.bundled:
             raise gr.Error(f"{choice} is not installed: run `trus-hf demo-models` first")
@@ -211,7 +218,7 @@ class Handlers:
             pipe = self.cache.get(source, BACKENDS.get(backend, "torch"))
         except ModelSourceError as exc:
             raise gr.Error(f"Cannot load model {source!r}: {exc}") from exc
-        if not uncertainty and not within_gland:
+        if not uncertainty and not within_gland and threshold is None:
             return pipe
         if within_gland and not {"gland", "lesion"} <= set(pipe.labels):
             raise gr.Error(
@@ -221,7 +228,8 @@ class Handlers:
         return SegmentationPipeline(
             pipe.models,
             pipe.processor,
-            threshold=pipe.threshold,
+            threshold=threshold,
+            min_component_fraction=pipe.min_component_fraction,
             tta_flip=uncertainty,
             uncertainty=uncertainty,
             lesion_within_gland=within_gland,
@@ -252,10 +260,10 @@ class Handlers:
     ):
         """The one prediction path behind /predict and /segment: image, name, ground truths, result, numbers."""
         image, name = _read_upload(image_file, "image")
-        pipe = self.pipeline(choice, custom, backend, bool(uncertainty), bool(within_gland))
+        pipe = self.pipeline(choice, custom, backend, bool(uncertainty), bool(within_gland), threshold)
         gts = _ground_truth(mask_file, more_masks, image.shape[:2], pipe)
         try:
-            result = pipe(image, ground_truth=gts, threshold=threshold)
+            result = pipe(image, ground_truth=gts)
         except ValueError as exc:
             raise _error(f"{name}: {exc}") from exc
         t = result.timings_ms
@@ -264,7 +272,7 @@ class Handlers:
             "size": f"{image.shape[1]}x{image.shape[0]}",
             "model": choice if choice in DEMO_CHOICES else custom,
             "backend": backend,
-            "threshold": float(threshold),
+            "threshold": {lb: pipe.threshold or pipe.processor.mask_threshold.get(lb, 0.5) for lb in pipe.labels},
             "labels": pipe.labels,
             "lesion_pixels": int(result.masks["lesion"].sum()) if "lesion" in result.masks else None,
             **{f"{lb}_pixels": int(m.sum()) for lb, m in result.masks.items()},
@@ -346,10 +354,10 @@ class Handlers:
         image, name = _read_upload(image_file, "image")
         sides = []
         for choice, custom, backend in ((choice_a, custom_a, backend_a), (choice_b, custom_b, backend_b)):
-            pipe = self.pipeline(choice, custom, backend)
+            pipe = self.pipeline(choice, custom, backend, threshold=threshold)
             gt = _read_mask(mask_file, image.shape[:2], f"ground-truth mask ({pipe.primary_label})")
             t0 = time.perf_counter()
-            r = pipe(image, ground_truth=gt, threshold=threshold)
+            r = pipe(image, ground_truth=gt)
             ms = round((time.perf_counter() - t0) * 1000, 1)
             sides.append((r, gt, ms, choice if choice in DEMO_CHOICES else custom))
         outputs = []
@@ -370,7 +378,7 @@ class Handlers:
         paths = [_path_of(f) for f in files or []]
         if not paths:
             raise gr.Error("Upload frames (images, DICOM files or a zip of them) first")
-        pipe = self.pipeline(choice, custom, backend)
+        pipe = self.pipeline(choice, custom, backend, threshold=threshold)
         try:
             items, problems = gather_batch(
                 paths, [_path_of(f) for f in mask_files or []], BATCH_LIMITS, pipe.labels, pipe.primary_label
@@ -416,7 +424,7 @@ class Handlers:
         except ValueError as exc:
             raise _error(str(exc).replace(str(path), path.name)) from exc
         decode_ms = (time.perf_counter() - t0) * 1000 / len(clip.frames)
-        pipe = self.pipeline(choice, custom, backend)
+        pipe = self.pipeline(choice, custom, backend, threshold=threshold)
         t1 = time.perf_counter()
         frames, areas, spent = segment_cine(
             pipe, clip.frames, lambda done, total: progress(done / total, desc="segmenting frames")
@@ -442,8 +450,8 @@ class Handlers:
     def edit(self, image_file, choice, custom, backend, threshold):
         """The frame with the predicted primary-label mask as an editable layer."""
         image, name = _read_upload(image_file, "image")
-        pipe = self.pipeline(choice, custom, backend)
-        r = pipe(image, threshold=threshold)
+        pipe = self.pipeline(choice, custom, backend, threshold=threshold)
+        r = pipe(image)
         rgba = np.zeros((*r.mask.shape, 4), np.uint8)
         rgba[r.mask.astype(bool)] = (255, 60, 60, 160)
         mask_png = self._png(r.mask * 255, name, "prediction")
@@ -501,7 +509,14 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
         )
         with gr.Row():
             choice, custom, backend = _model_picker("", "Demo FPN")
-            threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold", elem_id="threshold")
+            threshold = gr.Slider(
+                0.0,
+                0.95,
+                value=0.0,
+                step=0.05,
+                label="Threshold (0: the model's own, tuned on validation data)",
+                elem_id="threshold",
+            )
         with gr.Row():
             with gr.Column(scale=1):
                 image_file = gr.File(label="TRUS image", file_types=IMAGE_TYPES, elem_id="image_file")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+THRESHOLD_HELP = "mask threshold for every label (default: the model's tuned threshold per label, else 0.5)"
 logger = logging.getLogger("trus_hf")
 
 
@@ -148,6 +149,37 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
             f"wins {c['wins_a']}/{c['wins_b']}"
         )
     print(f"report: {summary['report']}")
+
+
+def cmd_tune_postprocessing(a: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .evaluation import tune_postprocessing
+    from .models import load_model
+    from .pipeline import SegmentationPipeline
+
+    folder = Path(a.model)
+    if not (folder / "preprocessor_config.json").is_file():
+        raise ValueError(
+            f"{folder}: not a local model folder with a preprocessor_config.json (the tuned settings are "
+            "written there; download a Hub model with `huggingface-cli download` first)"
+        )
+    model, processor = load_model(folder)
+    pipe = SegmentationPipeline(model, processor, device="cpu")
+    labels = pipe.labels if str(a.data).startswith("synthetic:") else None
+    dsd = load_dataset(a.data, strict=True, labels=labels)
+    if a.split not in dsd:
+        raise ValueError(f"split {a.split!r} not in dataset; available: {list(dsd)}")
+    tuned = tune_postprocessing(pipe, dsd[a.split], group_column=a.group_column)
+    for label in tuned["mask_threshold"]:
+        print(
+            f"{label}: threshold {tuned['mask_threshold'][label]:g}, drop components under "
+            f"{tuned['min_mask_fraction'][label]:.2%} of the image; validation IoU "
+            f"{tuned['untuned_iou'].get(label, float('nan')):.4f} -> {tuned['iou'][label]:.4f} "
+            f"({tuned['n_images'][label]} images)"
+        )
+    processor.mask_threshold, processor.min_mask_fraction = tuned["mask_threshold"], tuned["min_mask_fraction"]
+    processor.save_pretrained(folder)
+    print(f"written to {folder / 'preprocessor_config.json'}")
 
 
 def _quantization_options(a: argparse.Namespace) -> dict:
@@ -300,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder (masks/, overlays/, predictions.csv)")
     s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     s.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
-    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     s.add_argument("--batch-size", type=int, default=4)
     s.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
     s.add_argument("--largest-component", action="store_true", help="keep only the largest connected component")
@@ -319,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default=None, help="split to evaluate (default: test if present, else train)")
     s.add_argument("--out", required=True, help="report folder")
     s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     s.add_argument("--skip-invalid", action="store_true", help="skip invalid pairs (listed) instead of failing")
     s.add_argument(
         "--labels",
@@ -328,6 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="labels to score, from mask_<label> columns (default: the dataset's; synthetic: the models' labels)",
     )
     s.set_defaults(func=cmd_evaluate, parser=s)
+
+    s = sub.add_parser(
+        "tune-postprocessing",
+        help="choose each label's threshold and smallest kept component on VALIDATION data; saved in the model folder",
+    )
+    s.add_argument("--model", required=True, help="local model folder (its preprocessor_config.json is updated)")
+    s.add_argument("--data", required=True, help="validation dataset (folder, COCO json, Hub ID, synthetic:N)")
+    s.add_argument("--split", default="validation", help="split to tune on (never the test split)")
+    s.add_argument(
+        "--group-column", default="source", help="column whose groups weigh the same (e.g. lesion-free frames)"
+    )
+    s.set_defaults(func=cmd_tune_postprocessing, parser=s)
 
     s = sub.add_parser("export-onnx", help="export to ONNX (optionally INT8) with a parity check")
     s.add_argument("--model", required=True, help="model folder or Hub ID")
@@ -423,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--images", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_export_for_labeling, parser=s)
     return p

@@ -35,7 +35,14 @@ from transformers.image_processing_utils import BaseImageProcessor
 from .arrays import IGNORE, MAX_PIXELS, label_stack, mask_to_binary, to_gray_float
 
 # to_gray_float lives in trus_hf.arrays; it stays importable from here, where users met it first.
-__all__ = ["Geometry", "TrusImageProcessor", "detect_ultrasound_roi", "isotropic_diffusion", "to_gray_float"]
+__all__ = [
+    "Geometry",
+    "TrusImageProcessor",
+    "detect_ultrasound_roi",
+    "drop_small_components",
+    "isotropic_diffusion",
+    "to_gray_float",
+]
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -120,6 +127,28 @@ def _as_list(x: Any) -> list:
     return [x]
 
 
+def drop_small_components(mask: np.ndarray, min_pixels: float) -> np.ndarray:
+    """A 0/1 mask without its 8-connected components of fewer than ``min_pixels`` pixels."""
+    if min_pixels <= 1 or not mask.any():
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_pixels
+    return keep[labels].astype(np.uint8)
+
+
+def _per_label(values: dict[str, float] | None, name: str, low: float, high: float) -> dict[str, float]:
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{name} must map label names to numbers, got {values!r}")
+    out = {str(k): float(v) for k, v in values.items()}
+    bad = {k: v for k, v in out.items() if not low <= v <= high}
+    if bad:
+        raise ValueError(f"{name} values must lie in [{low}, {high}], got {bad}")
+    return out
+
+
 class TrusImageProcessor(BaseImageProcessor):
     r"""Preprocess TRUS frames (and masks) for both architectures, and map predictions back.
 
@@ -133,6 +162,10 @@ class TrusImageProcessor(BaseImageProcessor):
         do_diffusion, diffusion_iterations, diffusion_step: isotropic diffusion after resizing.
         do_normalize, image_mean, image_std: per-channel normalisation after replicating gray to ``num_channels``.
         max_pixels: inputs larger than this are refused with a `ValueError`.
+        mask_threshold: per label, the probability above which a pixel belongs to the mask (labels not named: 0.5);
+            chosen on validation data by `trus_hf.evaluation.tune_postprocessing` and saved with the model.
+        min_mask_fraction: per label, connected components smaller than this share of the image are dropped (labels
+            not named: none dropped); tuned with the threshold.
     """
 
     model_input_names = ["pixel_values"]
@@ -154,6 +187,8 @@ class TrusImageProcessor(BaseImageProcessor):
         image_std: Sequence[float] | None = None,
         num_channels: int = 3,
         max_pixels: int = MAX_PIXELS,
+        mask_threshold: dict[str, float] | None = None,
+        min_mask_fraction: dict[str, float] | None = None,
         **kwargs,
     ):
         kwargs.pop("image_processor_type", None)
@@ -186,6 +221,8 @@ class TrusImageProcessor(BaseImageProcessor):
                 f"image_mean/image_std need {self.num_channels} values, got {self.image_mean} / {self.image_std}"
             )
         self.max_pixels = int(max_pixels)
+        self.mask_threshold = _per_label(mask_threshold, "mask_threshold", 0.0, 1.0)
+        self.min_mask_fraction = _per_label(min_mask_fraction, "min_mask_fraction", 0.0, 0.5)
 
     # ------------------------------------------------------------------ forward mapping
     def _crop_for(self, gray: np.ndarray) -> tuple[int, int, int, int]:
@@ -378,6 +415,22 @@ class TrusImageProcessor(BaseImageProcessor):
                 out[c, y0:y1, x0:x1] = fn(cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR))
             out_maps.append(out[0] if n_labels == 1 else out)
         return out_maps
+
+    def masks_from_probabilities(
+        self,
+        label_probabilities: dict[str, np.ndarray],
+        threshold: float | None = None,
+        min_fraction: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per label: uint8 0/1 mask of the probability above the label's `mask_threshold` (or ``threshold`` for
+        every label), without connected components smaller than its `min_mask_fraction` of the image (or
+        ``min_fraction`` for every label; 0 keeps all)."""
+        masks = {}
+        for label, prob in label_probabilities.items():
+            th = self.mask_threshold.get(label, 0.5) if threshold is None else threshold
+            frac = self.min_mask_fraction.get(label, 0.0) if min_fraction is None else min_fraction
+            masks[label] = drop_small_components((prob > th).astype(np.uint8), frac * prob.size)
+        return masks
 
     def post_process_semantic_segmentation(
         self,

@@ -82,7 +82,9 @@ def _load_input(item: Any, max_pixels: int) -> tuple[Any, str | None]:
     return item, None
 
 
-def _checked_threshold(threshold: float) -> float:
+def _checked_threshold(threshold: float | None) -> float | None:
+    if threshold is None:
+        return None
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -102,7 +104,11 @@ class SegmentationPipeline:
         model: a `TrusSegmentationModel`, an `OnnxSegmentationModel`, or a list of either (an ensemble: the
             probabilities of the members are averaged, e.g. the K models of a cross-validation).
         processor: the model's `TrusImageProcessor`.
-        threshold: probability above which a pixel is foreground.
+        threshold: probability above which a pixel is foreground, for every label; None (default): the model's
+            tuned threshold per label (the processor's ``mask_threshold``, chosen on validation data), else 0.5.
+        min_component_fraction: drop connected components smaller than this share of the image, for every label;
+            None (default): the model's tuned ``min_mask_fraction`` per label (none dropped when untuned); 0 keeps
+            every component.
         largest_component_only: keep only the largest connected component of each label's mask.
         lesion_within_gland: for a model with ``gland`` and ``lesion`` labels, keep only the lesion inside the
             predicted gland (cancer is judged inside the prostate).
@@ -117,15 +123,19 @@ class SegmentationPipeline:
         self,
         model: Any,
         processor: TrusImageProcessor,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         largest_component_only: bool = False,
         tta_flip: bool = False,
         batch_size: int = 4,
         device: str | torch.device | None = None,
         lesion_within_gland: bool = False,
         uncertainty: bool = False,
+        min_component_fraction: float | None = None,
     ):
         threshold = _checked_threshold(threshold)
+        if min_component_fraction is not None and not 0.0 <= min_component_fraction <= 0.5:
+            raise ValueError(f"min_component_fraction must be in [0, 0.5], got {min_component_fraction}")
+        self.min_component_fraction = min_component_fraction
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
         if not self.models:
             raise ValueError("at least one model is needed")
@@ -234,10 +244,9 @@ class SegmentationPipeline:
             if stack.shape[0] != len(self.labels):
                 raise ValueError(f"the model gave {stack.shape[0]} label channels for labels {self.labels}")
             label_probs = dict(zip(self.labels, stack))
-            masks = {}
-            for label, prob in label_probs.items():
-                mask = (prob > threshold).astype(np.uint8)
-                masks[label] = largest_component(mask) if self.largest_component_only else mask
+            masks = self.processor.masks_from_probabilities(label_probs, threshold, self.min_component_fraction)
+            if self.largest_component_only:
+                masks = {label: largest_component(mask) for label, mask in masks.items()}
             if self.lesion_within_gland:
                 masks["lesion"] = masks["lesion"] & masks["gland"]
                 label_probs["lesion"] = label_probs["lesion"] * masks["gland"]

@@ -431,7 +431,7 @@ def export_for_labeling(
     model: str | Path,
     images: str | Path,
     out_dir: str | Path,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     overwrite: bool = False,
     category: str = "lesion",
 ) -> Path:
