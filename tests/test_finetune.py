@@ -42,6 +42,19 @@ def test_start_from_a_trus_hf_folder_takes_its_weights_architecture_and_processo
     assert config.encoder_name == "resnet18" and processor.size == ref_proc.size == {"height": 64, "width": 64}
 
 
+def test_a_start_hands_on_its_processor_but_not_its_tuned_thresholds(saved_models, tmp_path):
+    from conftest import tiny_processor
+
+    start = tmp_path / "start"
+    load_model(saved_models["fpn"])[0].save_pretrained(
+        start, processor=tiny_processor(mask_threshold={"lesion": 0.8}, min_mask_fraction={"lesion": 0.01})
+    )
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), init_from=str(start))
+    _, processor, _ = initial_model(TrusSegConfig(architecture="fpn"), args)
+    assert processor.size == {"height": 64, "width": 64}
+    assert processor.mask_threshold == {} and processor.min_mask_fraction == {}
+
+
 def test_new_labels_get_a_new_head_and_keep_every_other_weight(saved_models, tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path), init_from=str(saved_models["segformer"]))
     model, _, config = initial_model(TrusSegConfig(architecture="segformer", labels=["gland", "lesion"]), args)

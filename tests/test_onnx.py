@@ -151,3 +151,25 @@ def test_folded_segformer_computes_the_same_logits(saved_models):
     x = torch.randn(2, 3, 96, 128)
     with torch.inference_mode():
         assert float((model(x).logits - folded(x)).abs().max()) <= 1e-4
+
+
+def test_served_exports_follow_a_retuned_processor(saved_models, tmp_path):
+    """The app's ONNX cache is keyed by weights AND configs: tuning a model's post-processing gives a new export
+    that carries it, so ONNX Runtime and PyTorch keep giving the same masks."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved_models["fpn"], folder)
+    cache = tmp_path / "exports"
+    first = export.ensure_onnx(folder, cache)
+    assert export.ensure_onnx(folder, cache) == first  # reused
+    model, processor = load_model(folder)
+    processor.mask_threshold = {"lesion": 0.55}
+    processor.save_pretrained(folder)
+    second = export.ensure_onnx(folder, cache)
+    assert second != first
+    assert load_model(second)[1].mask_threshold == {"lesion": 0.55}
+    image = generate_phantom(4, (96, 96), "clean").image
+    onnx_mask = SegmentationPipeline.from_pretrained(second, backend="onnx")(image).mask
+    torch_mask = SegmentationPipeline(model, processor, device="cpu")(image).mask
+    assert binary_metrics(onnx_mask, torch_mask)["iou"] > 0.99

@@ -412,7 +412,8 @@ def default_onnx_cache() -> Path:
 
 def ensure_onnx(source: str | Path, cache_dir: str | Path | None = None, revision: str | None = None) -> Path:
     """A folder with ``model.onnx`` for ``source`` (a local folder or a Hub ID, downloaded once): the folder itself
-    when it holds an export, else an export made once into ``cache_dir`` (keyed by the weights' hash) and reused."""
+    when it holds an export, else an export made once into ``cache_dir`` (keyed by the hash of the weights and the
+    configs) and reused."""
     import hashlib
 
     from .models import resolve_model_dir
@@ -423,7 +424,11 @@ def ensure_onnx(source: str | Path, cache_dir: str | Path | None = None, revisio
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise ValueError(f"{source}: neither model.onnx nor model.safetensors to export from")
-    key = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(weights.read_bytes())
+    for name in ("config.json", "preprocessor_config.json"):  # tuned post-processing lives there: a new export
+        if (folder / name).is_file():
+            digest.update((folder / name).read_bytes())
+    key = digest.hexdigest()[:16]
     target = Path(cache_dir or default_onnx_cache()) / key
     if not (target / "model.onnx").is_file():
         # fp32 only: quantizing and measuring would delay the first request by tens of seconds.
