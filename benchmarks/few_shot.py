@@ -2,7 +2,7 @@
 CPU budget, and three starts side by side in one run.
 
     python benchmarks/few_shot.py [--busbra ../shared/data/busbra] [--models fpn] [--budgets 2 5 10]
-                                  [--seeds 0 1 2] [--out runs/few_shot]
+                                  [--seeds 0 1 2] [--out runs/few_shot] [--augment-strength 2] [--tune]
 
 Target domain: BUS-BRA's Toshiba Aplio 300 frames (139, held out of `trus-hf demo-models`), split by case into 96
 frames for training (16 of them, by case, for choosing the best checkpoint) and the rest for testing. Per model,
@@ -30,7 +30,7 @@ import numpy as np
 from trus_hf import SegmentationPipeline, load_model
 from trus_hf.data.busbra import load_busbra
 from trus_hf.demo import DEMO_CONFIGS, DEMO_LABELS, DEMO_MODELS_DIR, HELD_OUT_DEVICE, IMAGE_SIZE
-from trus_hf.evaluation import bootstrap_ci, evaluate_dataset, of_label
+from trus_hf.evaluation import bootstrap_ci, evaluate_dataset, of_label, tune_postprocessing
 from trus_hf.training import TrainingArguments, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,10 +59,17 @@ def split_by_case(ds, seed: int = 0):
     return fit_idx, val_idx, test_idx
 
 
-def score(model_dir, test_ds) -> dict:
+def score(model_dir, test_ds, tune_ds=None) -> dict:
+    """Test lesion Dice and IoU; with ``tune_ds`` (the run's validation frames) the post-processing is tuned on it
+    first, as `trus-hf tune-postprocessing` does."""
     model, proc = load_model(model_dir)
-    rows = of_label(evaluate_dataset(SegmentationPipeline(model, proc, device="cpu"), test_ds, desc="test"), "lesion")
+    pipe = SegmentationPipeline(model, proc, device="cpu")
     out = {}
+    if tune_ds is not None:
+        tuned = tune_postprocessing(pipe, tune_ds, desc="tuning")
+        proc.mask_threshold, proc.min_mask_fraction = tuned["mask_threshold"], tuned["min_mask_fraction"]
+        out["postprocessing"] = {"threshold": tuned["mask_threshold"], "min_fraction": tuned["min_mask_fraction"]}
+    rows = of_label(evaluate_dataset(pipe, test_ds, desc="test"), "lesion")
     for metric in ("dice", "iou"):
         v = np.array([r[metric] for r in rows])
         out[metric] = float(v.mean())
@@ -71,8 +78,9 @@ def score(model_dir, test_ds) -> dict:
     return out
 
 
-def fine_tune(name, start, budget, seed, fit_ds, val_ds, out):
+def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, augment_strength=1.0):
     args = TrainingArguments(
+        augment_strength=augment_strength,
         output_dir=str(out),
         image_size=IMAGE_SIZE,
         epochs=10_000,
@@ -118,6 +126,10 @@ def main():
     ap.add_argument("--budgets", nargs="+", type=float, default=[2, 5, 10])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out", default=str(ROOT / "runs" / "few_shot"))
+    ap.add_argument("--augment-strength", type=float, default=1.0, help="augmentation strength of every run")
+    ap.add_argument(
+        "--tune", action="store_true", help="tune each fine-tuned model's post-processing on its validation frames"
+    )
     a = ap.parse_args()
     out = Path(a.out)
     if not (Path(a.busbra) / "bus_data.csv").is_file():
@@ -134,9 +146,9 @@ def main():
             for seed in a.seeds:
                 for start in ("scratch", "bundled"):
                     run_dir = out / f"{name}_{start}_{budget:g}min_seed{seed}"
-                    summary = fine_tune(name, start, budget, seed, fit_ds, val_ds, run_dir)
+                    summary = fine_tune(name, start, budget, seed, fit_ds, val_ds, run_dir, a.augment_strength)
                     row = {"budget": budget, "seed": seed, "epochs": summary["epochs_run"]}
-                    row.update(score(summary["model_dir"], test_ds))
+                    row.update(score(summary["model_dir"], test_ds, val_ds if a.tune else None))
                     results.setdefault((name, start), []).append(row)
                     print(f"{name} {start} {budget:g} min seed {seed}: Dice {row['dice']:.3f}", flush=True)
     print(f"\ntest lesion Dice / IoU on {len(test_idx)} {HELD_OUT_DEVICE} frames (95% bootstrap CI over frames)")
