@@ -4,6 +4,7 @@ processor, applied by the pipeline, chosen by `tune_postprocessing`."""
 import numpy as np
 import pytest
 from conftest import tiny_model, tiny_processor
+from PIL import Image
 
 from trus_hf import SegmentationPipeline, TrusImageProcessor, load_model
 from trus_hf.data import synthetic_dataset
@@ -51,7 +52,8 @@ def test_tuning_delivers_what_it_reports_and_never_scores_below_the_plain_settin
     """An untrained tiny model marks noise on lesion-free frames; tuning on them must find settings at least as
     good as 0.5 without filtering, and the pipeline with the tuned processor must then score exactly that."""
     ds = synthetic_dataset(6, 96, seed=5, config="clean", labels=["lesion"])
-    ds = ds.map(lambda r: {"mask_lesion": np.zeros(np.asarray(r["mask_lesion"]).shape, np.uint8)})  # lesion-free frames
+    # lesion-free frames (a PIL image: datasets' map would turn a numpy array into int64 lists)
+    ds = ds.map(lambda r: {"mask_lesion": Image.fromarray(np.zeros(np.asarray(r["mask_lesion"]).shape, np.uint8))})
     processor = tiny_processor()
     pipe = SegmentationPipeline(tiny_model("fpn", seed=3), processor, device="cpu")
     plain = aggregate(evaluate_dataset(pipe, ds))["mean_iou"]
