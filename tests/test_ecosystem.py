@@ -35,7 +35,9 @@ def _model(arch: str, labels=("lesion",)):
 def test_transformers_pipeline_agrees_with_the_segmentation_pipeline(tmp_path, arch, labels):
     from transformers import pipeline
 
-    _model(arch, labels).save_pretrained(tmp_path / "m", processor=tiny_processor())
+    # tuned post-processing in the processor: both paths must apply it the same way
+    tuned = tiny_processor(mask_threshold={"lesion": 0.45}, min_mask_fraction={"lesion": 0.002})
+    _model(arch, labels).save_pretrained(tmp_path / "m", processor=tuned)
     frame = generate_phantom(5, (130, 170), "clean").image
     Image.fromarray(frame).save(tmp_path / "frame.png")
     hf = pipeline("image-segmentation", model=str(tmp_path / "m"))

@@ -135,9 +135,12 @@ class TrusImageSegmentationPipeline(ImageSegmentationPipeline):
         return {"logits": logits, "geometries": model_inputs["geometries"]}
 
     def postprocess(
-        self, model_outputs, subtask=None, threshold=0.9, mask_threshold=0.5, overlap_mask_area_threshold=0.5
+        self, model_outputs, subtask=None, threshold=0.9, mask_threshold=None, overlap_mask_area_threshold=0.5
     ):
+        """``mask_threshold`` None: for trus-hf models their tuned post-processing (as `SegmentationPipeline`), for
+        others transformers' 0.5."""
         if "geometries" not in model_outputs:
+            mask_threshold = 0.5 if mask_threshold is None else mask_threshold
             return super().postprocess(model_outputs, subtask, threshold, mask_threshold, overlap_mask_area_threshold)
         from PIL import Image
 
@@ -148,10 +151,8 @@ class TrusImageSegmentationPipeline(ImageSegmentationPipeline):
         id2label = getattr(self.model.config, "id2label", None) or {}
         trus = getattr(self.model.config, "_trus_hf", None) or {}
         labels = trus.get("labels") or [id2label.get(i, f"label_{i}") for i in range(stack.shape[0])]
-        return [
-            {"score": None, "label": str(label), "mask": Image.fromarray(((p > mask_threshold) * 255).astype(np.uint8))}
-            for label, p in zip(labels, stack)
-        ]
+        masks = self.image_processor.masks_from_probabilities(dict(zip(map(str, labels), stack)), mask_threshold)
+        return [{"score": None, "label": label, "mask": Image.fromarray(m * 255)} for label, m in masks.items()]
 
 
 @contextmanager
