@@ -272,7 +272,7 @@ class Handlers:
             "size": f"{image.shape[1]}x{image.shape[0]}",
             "model": choice if choice in DEMO_CHOICES else custom,
             "backend": backend,
-            "threshold": {lb: pipe.threshold or pipe.processor.mask_threshold.get(lb, 0.5) for lb in pipe.labels},
+            "threshold": {lb: pipe.processor.threshold_for(lb, pipe.threshold) for lb in pipe.labels},
             "labels": pipe.labels,
             "lesion_pixels": int(result.masks["lesion"].sum()) if "lesion" in result.masks else None,
             **{f"{lb}_pixels": int(m.sum()) for lb, m in result.masks.items()},

@@ -67,7 +67,7 @@ def score(model_dir, test_ds, tune_ds=None) -> dict:
     out = {}
     if tune_ds is not None:
         tuned = tune_postprocessing(pipe, tune_ds, desc="tuning")
-        proc.mask_threshold, proc.min_mask_fraction = tuned["mask_threshold"], tuned["min_mask_fraction"]
+        proc.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
         out["postprocessing"] = {"threshold": tuned["mask_threshold"], "min_fraction": tuned["min_mask_fraction"]}
     rows = of_label(evaluate_dataset(pipe, test_ds, desc="test"), "lesion")
     for metric in ("dice", "iou"):

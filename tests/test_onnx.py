@@ -164,7 +164,7 @@ def test_served_exports_follow_a_retuned_processor(saved_models, tmp_path):
     first = export.ensure_onnx(folder, cache)
     assert export.ensure_onnx(folder, cache) == first  # reused
     model, processor = load_model(folder)
-    processor.mask_threshold = {"lesion": 0.55}
+    processor.set_postprocessing({"lesion": 0.55})
     processor.save_pretrained(folder)
     second = export.ensure_onnx(folder, cache)
     assert second != first

@@ -61,5 +61,5 @@ def test_tuning_delivers_what_it_reports_and_never_scores_below_the_plain_settin
     assert tuned["untuned_iou"]["lesion"] == pytest.approx(plain, abs=1e-6)
     assert tuned["iou"]["lesion"] > plain  # the random model marks something; the tuned setting marks less
     assert tuned["n_images"]["lesion"] == 6
-    processor.mask_threshold, processor.min_mask_fraction = tuned["mask_threshold"], tuned["min_mask_fraction"]
+    processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
     assert aggregate(evaluate_dataset(pipe, ds))["mean_iou"] == pytest.approx(tuned["iou"]["lesion"], abs=1e-6)

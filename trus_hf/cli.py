@@ -153,7 +153,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 def cmd_tune_postprocessing(a: argparse.Namespace) -> None:
     from .data import load_dataset
-    from .evaluation import tune_postprocessing
+    from .evaluation import describe_postprocessing, tune_postprocessing
     from .models import load_model
     from .pipeline import SegmentationPipeline
 
@@ -170,14 +170,8 @@ def cmd_tune_postprocessing(a: argparse.Namespace) -> None:
     if a.split not in dsd:
         raise ValueError(f"split {a.split!r} not in dataset; available: {list(dsd)}")
     tuned = tune_postprocessing(pipe, dsd[a.split], group_column=a.group_column)
-    for label in tuned["mask_threshold"]:
-        print(
-            f"{label}: threshold {tuned['mask_threshold'][label]:g}, drop components under "
-            f"{tuned['min_mask_fraction'][label]:.2%} of the image; validation IoU "
-            f"{tuned['untuned_iou'].get(label, float('nan')):.4f} -> {tuned['iou'][label]:.4f} "
-            f"({tuned['n_images'][label]} images)"
-        )
-    processor.mask_threshold, processor.min_mask_fraction = tuned["mask_threshold"], tuned["min_mask_fraction"]
+    print("\n".join(describe_postprocessing(tuned)))
+    processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
     processor.save_pretrained(folder)
     print(f"written to {folder / 'preprocessor_config.json'}")
 

@@ -185,16 +185,6 @@ def _sections(counts: dict[str, int], results: list[dict[str, Any]], busbra: boo
     return "\n".join(lines)
 
 
-def _tuned_text(tuned: dict[str, Any]) -> str:
-    parts = [
-        f"{label}: threshold {tuned['mask_threshold'][label]:g}, components under "
-        f"{tuned['min_mask_fraction'][label]:.2%} of the image dropped (validation IoU "
-        f"{tuned['untuned_iou'].get(label, float('nan')):.3f} at 0.5 -> {tuned['iou'][label]:.3f})"
-        for label in tuned["mask_threshold"]
-    ]
-    return "chosen on the validation data, each source weighing the same; " + "; ".join(parts)
-
-
 def train_demo_models(
     out: str | Path = DEMO_MODELS_DIR,
     busbra: str | Path | None = None,
@@ -209,7 +199,7 @@ def train_demo_models(
     ``busbra`` is the BUS-BRA folder (without it, phantoms only, and the cards say so); ``scale`` multiplies the
     number of training steps (smaller for a quick try); ``resume`` continues each model from the last checkpoint
     of an interrupted run (the runs live in ``<out>/../.demo_runs``)."""
-    from .evaluation import tune_postprocessing
+    from .evaluation import describe_postprocessing, tune_postprocessing
     from .fileio import write_json
     from .modelcard import render_model_card
     from .models import load_model
@@ -254,7 +244,7 @@ def train_demo_models(
         # threshold and smallest lesion per label, chosen on the validation data (phantoms, lesions, lesion-free
         # regions weigh the same) and saved in the processor: what the pipeline, the app and the cards use
         tuned = tune_postprocessing(pipe, val_ds)
-        processor.mask_threshold, processor.min_mask_fraction = tuned["mask_threshold"], tuned["min_mask_fraction"]
+        processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
         logger.info("%s: post-processing tuned on validation data: %s", name, tuned)
         results = heldout_results(pipe, sets)
         # training time counts across resumed runs; the held-out evaluation is added on top
@@ -265,7 +255,8 @@ def train_demo_models(
             "best_epoch": summary["best_epoch"],
             "validation_iou": round(summary["best_val_iou"], 4),
             "train_minutes": round(minutes, 1),
-            "postprocessing": _tuned_text(tuned),
+            "postprocessing": "chosen on the validation data, each source weighing the same; "
+            + "; ".join(describe_postprocessing(tuned)),
             "seed": seed,
             "command": "trus-hf demo-models" + (" --busbra <BUS-BRA folder>" if busbra else ""),
         }

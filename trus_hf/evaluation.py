@@ -32,6 +32,7 @@ __all__ = [
     "ground_truth_columns",
     "of_label",
     "summarize",
+    "describe_postprocessing",
     "tune_postprocessing",
 ]
 
@@ -112,13 +113,11 @@ def tune_postprocessing(
                     continue
                 gt = mask_to_binary(np.asarray(item[column]), name=f"{label} mask of {item.get('file', start + k)}")
                 prob = res.label_probabilities[label]
+                above = [(prob > t).astype(np.uint8) for t in thresholds]  # once per threshold, not per fraction
                 grid = np.array(
                     [
-                        [
-                            binary_metrics(drop_small_components((prob > t).astype(np.uint8), f * prob.size), gt)["iou"]
-                            for f in fractions
-                        ]
-                        for t in thresholds
+                        [binary_metrics(drop_small_components(m, f * prob.size), gt)["iou"] for f in fractions]
+                        for m in above
                     ]
                 )
                 sums[label][group] = sums[label].get(group, 0.0) + grid
@@ -139,6 +138,17 @@ def tune_postprocessing(
         out["iou"][label] = float(score[i, j])
         out["n_images"][label] = int(sum(counts[label].values()))
     return out
+
+
+def describe_postprocessing(tuned: dict[str, Any]) -> list[str]:
+    """One line per label of a `tune_postprocessing` result (the CLI prints them, the model cards carry them)."""
+    return [
+        f"{label}: threshold {tuned['mask_threshold'][label]:g}, components under "
+        f"{tuned['min_mask_fraction'][label]:.2%} of the image dropped; validation IoU "
+        f"{tuned['untuned_iou'].get(label, float('nan')):.4f} -> {tuned['iou'][label]:.4f} "
+        f"({tuned['n_images'][label]} images)"
+        for label in tuned["mask_threshold"]
+    ]
 
 
 def of_label(rows: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:

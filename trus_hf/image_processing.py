@@ -221,8 +221,19 @@ class TrusImageProcessor(BaseImageProcessor):
                 f"image_mean/image_std need {self.num_channels} values, got {self.image_mean} / {self.image_std}"
             )
         self.max_pixels = int(max_pixels)
+        self.set_postprocessing(mask_threshold, min_mask_fraction)
+
+    def set_postprocessing(
+        self, mask_threshold: dict[str, float] | None = None, min_mask_fraction: dict[str, float] | None = None
+    ) -> None:
+        """Replace the tuned post-processing (e.g. with `tune_postprocessing`'s result; no argument clears it),
+        validated as in the constructor."""
         self.mask_threshold = _per_label(mask_threshold, "mask_threshold", 0.0, 1.0)
         self.min_mask_fraction = _per_label(min_mask_fraction, "min_mask_fraction", 0.0, 0.5)
+
+    def threshold_for(self, label: str, threshold: float | None = None) -> float:
+        """``threshold`` when given, else the label's tuned one, else 0.5."""
+        return self.mask_threshold.get(label, 0.5) if threshold is None else threshold
 
     # ------------------------------------------------------------------ forward mapping
     def _crop_for(self, gray: np.ndarray) -> tuple[int, int, int, int]:
@@ -427,9 +438,10 @@ class TrusImageProcessor(BaseImageProcessor):
         ``min_fraction`` for every label; 0 keeps all)."""
         masks = {}
         for label, prob in label_probabilities.items():
-            th = self.mask_threshold.get(label, 0.5) if threshold is None else threshold
             frac = self.min_mask_fraction.get(label, 0.0) if min_fraction is None else min_fraction
-            masks[label] = drop_small_components((prob > th).astype(np.uint8), frac * prob.size)
+            masks[label] = drop_small_components(
+                (prob > self.threshold_for(label, threshold)).astype(np.uint8), frac * prob.size
+            )
         return masks
 
     def post_process_semantic_segmentation(

@@ -107,5 +107,5 @@ def initial_model(
     model.loss_fn = type(model.loss_fn)(effective.dice_weight, effective.bce_weight, effective.label_weights)
     model.train()
     # the start's tuned thresholds belong to its weights: the new model is tuned (or not) on its own validation data
-    processor.mask_threshold, processor.min_mask_fraction = {}, {}
+    processor.set_postprocessing()
     return model, processor, effective
