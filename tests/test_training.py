@@ -127,3 +127,39 @@ def test_preview_augmentations_writes_a_grid_and_trains_nothing(tmp_path):
     grid = Image.open(out / "augmentations.png")
     assert grid.size[0] > 400 and grid.size[1] > 300
     assert not (out / "model").exists()
+
+
+def test_bf16_mixed_precision_trains_in_bf16_records_it_and_refuses_unknown_values(tmp_path):
+    from safetensors.torch import load_file
+
+    from trus_hf import TrusSegConfig
+    from trus_hf.training import TrainingArguments, parse_args, train
+    from trus_hf.training.arguments import native_bf16, resolve_mixed_precision
+
+    def weights(precision):
+        args = TrainingArguments(
+            output_dir=str(tmp_path / precision),
+            data="synthetic:8:96",
+            image_size=64,
+            batch_size=4,
+            diffusion_iterations=0,
+            epochs=1,
+            max_steps_per_epoch=2,
+            tensorboard=False,
+            mixed_precision=precision,
+        )
+        summary = train(TrusSegConfig(**{"architecture": "fpn", "encoder_name": "resnet18"}), args)
+        model_dir = tmp_path / precision / "model"
+        assert summary["mixed_precision"] == resolve_mixed_precision(precision)
+        assert f"mixed_precision: `{summary['mixed_precision']}`" in (model_dir / "README.md").read_text()
+        return load_file(model_dir / "model.safetensors")
+
+    fp32, bf16 = weights("no"), weights("bf16")
+    floats = [t for t in bf16.values() if t.is_floating_point()]  # (batch norm also counts its batches in int64)
+    assert floats and all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in floats)  # fp32 master weights
+    # the same seed and data: only the autocast precision differs, and it changes what was learned
+    assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)
+    assert resolve_mixed_precision("auto") == ("bf16" if native_bf16() else "no")
+    with pytest.raises(SystemExit) as exc:
+        parse_args("fpn", ["--mixed_precision", "bf61"])
+    assert exc.value.code == 2

@@ -10,7 +10,35 @@ from ..configuration import TrusSegConfig
 from ..data.loading import parse_label_map, parse_missing_labels
 from ..image_processing import TrusImageProcessor
 
-__all__ = ["TrainingArguments", "build_parser", "parse_args"]
+__all__ = [
+    "MIXED_PRECISIONS",
+    "TrainingArguments",
+    "build_parser",
+    "native_bf16",
+    "parse_args",
+    "resolve_mixed_precision",
+]
+
+MIXED_PRECISIONS = ("no", "bf16", "fp16", "auto")
+
+
+def native_bf16() -> bool:
+    """Whether this machine computes in bfloat16 natively: a CUDA GPU that supports it or, without one, a CPU with
+    AVX512-BF16 or AMX (elsewhere PyTorch emulates bf16 on the CPU, slower than fp32)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_mixed_precision(value: str) -> str:
+    """``auto`` -> ``bf16`` where it runs natively, else ``no``; the other values as given."""
+    if value not in MIXED_PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {value!r}")
+    if value == "auto":
+        return "bf16" if native_bf16() else "no"
+    return value
 
 
 @dataclass
@@ -60,7 +88,13 @@ class TrainingArguments:
     )
     seed: int = field(default=42, metadata={"help": "random seed"})
     num_workers: int = field(default=0, metadata={"help": "data loader workers"})
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (GPU)"})
+    mixed_precision: str = field(
+        default="no",
+        metadata={
+            "help": "no, bf16 (GPUs, and CPUs with AVX512-BF16 or AMX: faster steps, see benchmarks/train_speed.py), "
+            "fp16 (GPU), or auto (bf16 where the hardware runs it natively, else no)"
+        },
+    )
     resume: bool = field(default=False, metadata={"help": "continue from <output_dir>/checkpoints/last"})
     checkpoint_every: int = field(default=1, metadata={"help": "write the resumable checkpoint every N epochs"})
     max_train_minutes: float = field(default=0.0, metadata={"help": "stop after this wall time (0 = no limit)"})
@@ -74,6 +108,12 @@ class TrainingArguments:
     log_every_seconds: float = field(
         default=30.0, metadata={"help": "away from a terminal, one progress line every this many seconds"}
     )
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(
+                f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {self.mixed_precision!r}"
+            )
 
     def label_map_dict(self) -> dict[str, list[str]] | None:
         """``--label_map gland=prostate;lesion=tumor,pca`` as {label: [categories]}."""

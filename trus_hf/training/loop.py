@@ -8,6 +8,7 @@ original size, thresholded and scored by `SegmentationPipeline.postprocess`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -25,7 +26,7 @@ from ..fileio import remove_stale_temporaries
 from ..metrics import aggregate
 from ..pipeline import SegmentationPipeline
 from ..progress import progress, quiet_library_bars
-from .arguments import TrainingArguments
+from .arguments import TrainingArguments, native_bf16, resolve_mixed_precision
 from .checkpoints import load_checkpoint, save_checkpoint
 from .dataset import (
     TorchSegmentationDataset,
@@ -182,7 +183,23 @@ def train(
 
     # a frozen encoder leaves parameters without gradients, which DDP must be told about
     ddp = DistributedDataParallelKwargs(find_unused_parameters=args.freeze_encoder_epochs > 0)
+    # "auto" becomes what this machine runs, so that the logs and the card record the precision actually used
+    args = dataclasses.replace(args, mixed_precision=resolve_mixed_precision(args.mixed_precision))
+    if (args.mixed_precision == "bf16" and not native_bf16()) or (
+        args.mixed_precision == "fp16" and not torch.cuda.is_available()
+    ):
+        logger.warning(
+            "%s is emulated on this CPU: training is slower than with mixed_precision no", args.mixed_precision
+        )
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state.get("_mixed_precision") not in (None, args.mixed_precision):
+        # accelerate keeps one state per process and refuses another precision; a second run in the same process (a
+        # notebook, a benchmark comparing precisions) may ask for one: only the precision state is reset, not the
+        # distributed one (accelerate has no public call for this)
+        AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=args.mixed_precision, kwargs_handlers=[ddp])
+    logger.info("mixed precision: %s", args.mixed_precision)
     if accelerator.is_main_process:
         for stale in remove_stale_temporaries(out):
             logger.info("removed %s left by an interrupted run", stale)
@@ -300,6 +317,7 @@ def train(
         "best_val": state.get("best_val"),
         "epochs_run": state["epoch"],
         "train_seconds": round(state["train_seconds"], 1),
+        "mixed_precision": args.mixed_precision,
         "train_images": len(train_pre),
         "val_images": len(val_pre),
     }

@@ -70,6 +70,7 @@ def run_card(
         "epochs_run": state.get("epoch"),
         "best_epoch": state.get("best_epoch"),
         "image_size": args.image_size,
+        "mixed_precision": args.mixed_precision,
         "augmentation": (f"strength {args.augment_strength:g}" if args.augment_strength != 1 else True)
         if args.augment
         else False,
