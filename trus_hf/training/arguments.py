@@ -29,7 +29,10 @@ def native_bf16() -> bool:
 
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    # torch has no public query for the CPU's bf16 instructions; these private ones exist in torch 2.x (a torch
+    # without them counts as not native)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def resolve_mixed_precision(value: str) -> str:
@@ -110,10 +113,7 @@ class TrainingArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in MIXED_PRECISIONS:
-            raise ValueError(
-                f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {self.mixed_precision!r}"
-            )
+        resolve_mixed_precision(self.mixed_precision)  # an unknown value fails here, when the arguments are parsed
 
     def label_map_dict(self) -> dict[str, list[str]] | None:
         """``--label_map gland=prostate;lesion=tumor,pca`` as {label: [categories]}."""
