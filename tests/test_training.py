@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, TINY_FPN
 
 from trus_hf import SegmentationPipeline, load_model
 from trus_hf.synthetic import generate_phantom
@@ -148,7 +148,7 @@ def test_bf16_mixed_precision_trains_in_bf16_records_it_and_refuses_unknown_valu
             tensorboard=False,
             mixed_precision=precision,
         )
-        summary = train(TrusSegConfig(**{"architecture": "fpn", "encoder_name": "resnet18"}), args)
+        summary = train(TrusSegConfig(**TINY_FPN), args)
         model_dir = tmp_path / precision / "model"
         assert summary["mixed_precision"] == resolve_mixed_precision(precision)
         assert f"mixed_precision: `{summary['mixed_precision']}`" in (model_dir / "README.md").read_text()

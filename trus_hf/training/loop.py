@@ -161,6 +161,28 @@ def _train_epoch(
     return losses
 
 
+def _accelerator(args: TrainingArguments, *handlers):
+    """The run's `Accelerator`, and the arguments with ``auto`` precision resolved to what this machine runs (so that
+    the logs, the summary and the card record the precision actually used)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    args = dataclasses.replace(args, mixed_precision=resolve_mixed_precision(args.mixed_precision))
+    if (args.mixed_precision == "bf16" and not native_bf16()) or (
+        args.mixed_precision == "fp16" and not torch.cuda.is_available()
+    ):
+        logger.warning(
+            "%s is emulated on this CPU: training is slower than with mixed_precision no", args.mixed_precision
+        )
+    if AcceleratorState._shared_state.get("_mixed_precision") not in (None, args.mixed_precision):
+        # accelerate keeps one state per process and refuses another precision; a second run in the same process (a
+        # notebook, a benchmark comparing precisions) may ask for one: only the precision state is reset, not the
+        # distributed one (accelerate has no public call for this)
+        AcceleratorState._reset_state()
+    logger.info("mixed precision: %s", args.mixed_precision)
+    return Accelerator(mixed_precision=args.mixed_precision, kwargs_handlers=list(handlers)), args
+
+
 def train(
     model_config: TrusSegConfig,
     args: TrainingArguments,
@@ -173,33 +195,14 @@ def train(
     Without ``train_ds``/``val_ds`` the data come from ``args.data`` (validation split by group when the dataset has
     none). The best model is saved to ``<output_dir>/model`` (config, safetensors, processor, card).
     """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     quiet_library_bars()
-    from accelerate.utils import DistributedDataParallelKwargs
-
     # a frozen encoder leaves parameters without gradients, which DDP must be told about
     ddp = DistributedDataParallelKwargs(find_unused_parameters=args.freeze_encoder_epochs > 0)
-    # "auto" becomes what this machine runs, so that the logs and the card record the precision actually used
-    args = dataclasses.replace(args, mixed_precision=resolve_mixed_precision(args.mixed_precision))
-    if (args.mixed_precision == "bf16" and not native_bf16()) or (
-        args.mixed_precision == "fp16" and not torch.cuda.is_available()
-    ):
-        logger.warning(
-            "%s is emulated on this CPU: training is slower than with mixed_precision no", args.mixed_precision
-        )
-    from accelerate.state import AcceleratorState
-
-    if AcceleratorState._shared_state.get("_mixed_precision") not in (None, args.mixed_precision):
-        # accelerate keeps one state per process and refuses another precision; a second run in the same process (a
-        # notebook, a benchmark comparing precisions) may ask for one: only the precision state is reset, not the
-        # distributed one (accelerate has no public call for this)
-        AcceleratorState._reset_state()
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, kwargs_handlers=[ddp])
-    logger.info("mixed precision: %s", args.mixed_precision)
+    accelerator, args = _accelerator(args, ddp)
     if accelerator.is_main_process:
         for stale in remove_stale_temporaries(out):
             logger.info("removed %s left by an interrupted run", stale)
