@@ -178,6 +178,11 @@ class TorchSegmentationDataset(Dataset):
         self.processor = processor
         self.aug = build_augmentations(seed=seed, strength=strength) if augment else None
 
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation's random draws from ``seed`` (each epoch, each loader worker)."""
+        if self.aug is not None:
+            self.aug.set_random_seed(seed)
+
     def __len__(self) -> int:
         return len(self.ds)
 

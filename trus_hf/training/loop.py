@@ -92,6 +92,18 @@ class _Validator:
         return metrics
 
 
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random draws (order, augmentation, dropout): a function of the run's seed and the epoch
+    alone, so that a resumed run draws what the uninterrupted one would have (and runs of neighbouring seeds do not
+    share epochs)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _seed_worker(worker_id: int) -> None:
+    """A loader worker's augmentation seed: torch gives each worker its own seed, drawn from the loader's generator."""
+    torch.utils.data.get_worker_info().dataset.reseed(torch.initial_seed() % 2**32)
+
+
 def _loaders(args: TrainingArguments, train_pre, val_pre, processor):
     train_set = TorchSegmentationDataset(train_pre, processor, args.augment, args.seed, args.augment_strength)
     val_set = TorchSegmentationDataset(val_pre, processor, False, args.seed)
@@ -102,10 +114,21 @@ def _loaders(args: TrainingArguments, train_pre, val_pre, processor):
         shuffle=True,
         num_workers=args.num_workers,
         generator=generator,
+        worker_init_fn=_seed_worker,
         drop_last=len(train_set) > args.batch_size,
     )
     val_loader = DataLoader(val_set, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers)
     return train_loader, val_loader, generator
+
+
+def _seed_epoch(args: TrainingArguments, epoch: int, generator: torch.Generator, train_set) -> None:
+    """Seed everything an epoch draws: the shuffle, the augmentation, and torch/numpy/python (dropout)."""
+    from accelerate.utils import set_seed
+
+    seed = _epoch_seed(args.seed, epoch)
+    set_seed(seed)
+    generator.manual_seed(seed)
+    train_set.reseed(seed)
 
 
 def _param_groups(model, args: TrainingArguments) -> list[dict[str, Any]]:
@@ -253,11 +276,11 @@ def train(
     ckpt = out / "checkpoints" / "last"
     if args.resume and (ckpt / "trainer_state.json").is_file():
         state = load_checkpoint(ckpt, model, optimizer, scheduler)
-        generator.manual_seed(args.seed + state["epoch"])
         logger.info("resumed from %s at epoch %d", ckpt, state["epoch"])
     elif args.resume:
         logger.warning("--resume given but %s has no checkpoint; starting fresh", ckpt)
 
+    train_set = train_loader.dataset
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     unwrapped = accelerator.unwrap_model(model)
     writer = None
@@ -268,6 +291,7 @@ def train(
 
     start_time = time.time() - state["train_seconds"]
     for epoch in range(state["epoch"], args.epochs):
+        _seed_epoch(args, epoch, generator, train_set)
         model.train()
         _freeze_encoder(unwrapped, epoch < args.freeze_encoder_epochs)
         losses = _train_epoch(model, train_loader, optimizer, accelerator, args, epoch, start_time)
