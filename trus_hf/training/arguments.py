@@ -152,13 +152,12 @@ def parse_args(
     value exits with the usage line and the reason (exit code 2), as argparse does, never a traceback."""
     parser = parser or build_parser(architecture, prog)
     argv = None if argv is None else list(argv)
-    _, unknown = parser.parse_known_args(argv)
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        config, args = parser.parse_args_into_dataclasses(args=argv)
+        config, args, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except ValueError as exc:  # a value the config or the arguments refuse (an unknown size, a bad weight...)
         parser.error(str(exc))
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if config.architecture != architecture:
         parser.error(
             f"this command trains {architecture!r}; for {config.architecture!r} use "
