@@ -29,6 +29,24 @@ TINY = [
 FPN = ["--encoder_name", "resnet18", "--decoder_pyramid_channels", "64", "--decoder_segmentation_channels", "32"]
 
 
+def tiny_run(output_dir, **overrides):
+    """Train the suite's tiny FPN in this process (64x64 phantoms, 2 steps per epoch); returns the run's summary."""
+    from trus_hf import TrusSegConfig
+    from trus_hf.training import TrainingArguments, train
+
+    options = {
+        "data": "synthetic:12:96",
+        "image_size": 64,
+        "batch_size": 4,
+        "diffusion_iterations": 0,
+        "epochs": 1,
+        "max_steps_per_epoch": 2,
+        "tensorboard": False,
+        **overrides,
+    }
+    return train(TrusSegConfig(**TINY_FPN), TrainingArguments(output_dir=str(output_dir), **options))
+
+
 def run(script, *args, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
     return subprocess.run(
@@ -116,27 +134,15 @@ def test_kill_9_at_three_random_moments_then_resume_finishes_cleanly(tmp_path):
         assert torch.isfinite(model(torch.randn(1, 3, 64, 64)).logits).all()
 
 
-def test_a_resumed_run_learns_exactly_what_the_uninterrupted_run_learns(tmp_path):
-    """3 epochs in one go, and 1 epoch then a resume to 3 (augmentation on, shuffled): the same weights, bit for bit,
-    because each epoch's shuffle, augmentation and dropout are seeded from the run's seed and the epoch alone."""
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_resumed_run_learns_exactly_what_the_uninterrupted_run_learns(tmp_path, workers):
+    """3 epochs in one go, and 1 epoch then a resume to 3 (augmentation on, shuffled, in the main process or in loader
+    workers): the same weights, bit for bit, because each epoch's shuffle, augmentation and dropout are seeded from
+    the run's seed and the epoch alone (and each worker's augmentation from the loader's generator)."""
     from safetensors.torch import load_file
 
-    from trus_hf import TrusSegConfig
-    from trus_hf.training import TrainingArguments, train
-
     def run_to(folder, epochs, resume=False):
-        args = TrainingArguments(
-            output_dir=str(tmp_path / folder),
-            data="synthetic:12:96",
-            image_size=64,
-            batch_size=4,
-            diffusion_iterations=0,
-            epochs=epochs,
-            max_steps_per_epoch=2,
-            tensorboard=False,
-            resume=resume,
-        )
-        train(TrusSegConfig(**TINY_FPN), args)
+        tiny_run(tmp_path / folder, epochs=epochs, resume=resume, num_workers=workers)
         return load_file(tmp_path / folder / "checkpoints" / "last" / "model.safetensors")
 
     whole = run_to("whole", 3)
@@ -164,23 +170,11 @@ def test_preview_augmentations_writes_a_grid_and_trains_nothing(tmp_path):
 def test_bf16_mixed_precision_trains_in_bf16_records_it_and_refuses_unknown_values(tmp_path):
     from safetensors.torch import load_file
 
-    from trus_hf import TrusSegConfig
-    from trus_hf.training import TrainingArguments, parse_args, train
+    from trus_hf.training import parse_args
     from trus_hf.training.arguments import native_bf16, resolve_mixed_precision
 
     def weights(precision):
-        args = TrainingArguments(
-            output_dir=str(tmp_path / precision),
-            data="synthetic:8:96",
-            image_size=64,
-            batch_size=4,
-            diffusion_iterations=0,
-            epochs=1,
-            max_steps_per_epoch=2,
-            tensorboard=False,
-            mixed_precision=precision,
-        )
-        summary = train(TrusSegConfig(**TINY_FPN), args)
+        summary = tiny_run(tmp_path / precision, data="synthetic:8:96", mixed_precision=precision)
         model_dir = tmp_path / precision / "model"
         assert summary["mixed_precision"] == resolve_mixed_precision(precision)
         assert f"mixed_precision: `{summary['mixed_precision']}`" in (model_dir / "README.md").read_text()
