@@ -1,8 +1,10 @@
-"""The pipeline learns: a tiny FPN trained for at most 60 s on 64 synthetic frames segments 16 unseen frames.
+"""The pipeline learns: a tiny FPN trained for 24 short epochs (16 steps each, about a CPU minute) on 64 synthetic
+frames segments 16 unseen frames.
 
 Phantoms here use the generator's ``clean`` preset with lesion contrast 0.3 and no calcifications (an easier,
-documented setting): the test is about the training pipeline learning within a CPU minute, not about the hardest
-cases.
+documented setting): the test is about the training pipeline learning in a small budget, not about the hardest
+cases. The budget is counted in epochs, not seconds, so that the result does not depend on how busy the machine is
+(after the browser tests an epoch here took 2.2x as long: 130 s for the 24 epochs instead of 60).
 """
 
 import torch
@@ -15,17 +17,17 @@ from trus_hf.synthetic import PRESETS
 from trus_hf.training import TrainingArguments, train
 
 
-def test_tiny_fpn_learns_within_a_minute(tmp_path):
+def test_tiny_fpn_learns_in_a_cpu_minute_of_epochs(tmp_path):
     torch.set_num_threads(2)
     cfg = PRESETS["clean"].replace(lesion_contrast=0.3, calcification_prob=0.0)
     train_ds, val_ds, unseen = (synthetic_dataset(n, 256, seed, cfg) for n, seed in ((64, 0), (8, 500), (16, 1000)))
     args = TrainingArguments(
         output_dir=str(tmp_path / "run"),
         image_size=128,
-        epochs=500,
+        epochs=24,
         batch_size=4,
         learning_rate=3e-3,
-        max_train_minutes=0.9,
+        max_train_minutes=4,  # a guard only: the 24 epochs take 60-130 s here
         diffusion_iterations=5,
         lr_patience=8,
         augment=True,
@@ -37,7 +39,7 @@ def test_tiny_fpn_learns_within_a_minute(tmp_path):
         architecture="fpn", encoder_name="mobilenet_v2", decoder_pyramid_channels=64, decoder_segmentation_channels=32
     )
     summary = train(model_cfg, args, train_ds, val_ds)
-    assert summary["train_seconds"] <= 60
+    assert summary["epochs_run"] == 24
     model, processor = load_model(summary["model_dir"])
     result = aggregate(evaluate_dataset(SegmentationPipeline(model, processor), unseen))
     assert result["mean_iou"] >= 0.7, result
