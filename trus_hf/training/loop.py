@@ -107,7 +107,7 @@ def _seed_worker(worker_id: int) -> None:
 def _loaders(args: TrainingArguments, train_pre, val_pre, processor):
     train_set = TorchSegmentationDataset(train_pre, processor, args.augment, args.seed, args.augment_strength)
     val_set = TorchSegmentationDataset(val_pre, processor, False, args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator()  # seeded at the start of every epoch (`_seed_epoch`)
     train_loader = DataLoader(
         train_set,
         batch_size=args.batch_size,
