@@ -14,8 +14,11 @@ What each column is:
 - ``ORT fp32``: `export_onnx`'s graph (the inference module at the default opset); ``ORT old``: the graph as the
   previous release exported it (the model's forward at opset 18), for the record.
 - ``ORT int8``: `quantize_int8` with the defaults (MinMax calibration on phantoms of every preset, QDQ, per-channel
-  weights, first and last node in fp32). ``--variants`` adds the other quantizer settings (entropy and percentile
-  calibration, QOperator, nothing excluded) and session options (spinning off, IO binding), each timed in this run.
+  weights, first and last node in fp32). Loaded as `load_model` does, with the session setting its export measured
+  faster (ONNX Runtime's QDQ propagation on or off, `trus_hf.export.QDQ_PROPAGATION`); both are also timed here,
+  alternately, and so are PyTorch eager and the INT8 model as exported (the headline ratio).
+  ``--variants`` adds the other quantizer settings (entropy and percentile calibration, QOperator, nothing
+  excluded) and session options (spinning off, IO binding), each timed in this run.
 
 Agreement is measured on the bundled demo models (trained, gland + lesion): there is no trained FPN-resnet152 here
 (no ImageNet weights to start from and no GPU to train one), so the resnet152 row is timed on random weights, whose
@@ -43,7 +46,15 @@ from trus_hf import (
     create_model,
     load_model,
 )
-from trus_hf.export import _phantom_frames, _torch_export, export_onnx, mask_agreement, quantize_int8
+from trus_hf.export import (
+    QDQ_PROPAGATION,
+    _paired_ms,
+    _phantom_frames,
+    _torch_export,
+    export_onnx,
+    mask_agreement,
+    quantize_int8,
+)
 from trus_hf.models.onnx_runtime import OnnxSegmentationModel
 from trus_hf.synthetic import generate_phantom
 
@@ -118,9 +129,18 @@ def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> di
     export_onnx(folder / "pt", folder / "onnx", int8=True, calibration_size=8, verify=False)
     onnx_dir = folder / "onnx"
     ort32 = OnnxSegmentationModel(onnx_dir / "model.onnx", model.config)
-    ort8 = OnnxSegmentationModel(onnx_dir / "model_int8.onnx", model.config)
+    ort8, _ = load_model(onnx_dir, backend="onnx", onnx_file="model_int8.onnx")  # with the export's runtime choice
+    row["_runtime"] = ort8.disabled_optimizers
     row["ORT fp32"] = median_ms(lambda: ort32(xn), runs)
     row["ORT int8"] = median_ms(lambda: ort8(xn), runs)
+    # timed alternately (`_paired_ms`): the VM's speed drifts by more than the differences measured here
+    on, off = (
+        OnnxSegmentationModel(onnx_dir / "model_int8.onnx", model.config, disabled_optimizers=d)
+        for d in ((), QDQ_PROPAGATION)
+    )
+    row["ORT int8 QDQ propagation on"], row["ORT int8 QDQ propagation off"] = _paired_ms(on, off, xn, runs)
+    with torch.inference_mode():
+        row["_paired"] = _paired_ms(lambda x: model(torch.from_numpy(x)), ort8, xn, runs)
     _torch_export(_Forward(model), folder / "old.onnx", torch.randn(2, 3, size, size), 18)
     old = OnnxSegmentationModel(folder / "old.onnx", model.config)
     row["ORT old"] = median_ms(lambda m=old: m(xn), runs)
@@ -204,6 +224,9 @@ def main():
         for key, ms in row.items():
             if not key.startswith("_"):
                 print(f"  {key:28} {ms:9.1f} ms  {ms / base:6.3f}x")
+        print(f"  ORT int8 as exported: QDQ propagation {'off' if row['_runtime'] else 'on'} (the faster in its check)")
+        pt, i8 = row["_paired"]
+        print(f"  timed alternately, {a.runs} pairs: torch {pt:.1f} ms, ORT int8 {i8:.1f} ms: {i8 / pt:.3f}x")
         s = row["_split"]
         total = sum(s.values())
         print(

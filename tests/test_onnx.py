@@ -107,6 +107,35 @@ def test_int8_report_decides_the_preferred_file(exported):
     assert model.path.name == info["preferred"]
 
 
+def test_int8_runtime_setting_is_measured_recorded_and_applied(exported):
+    folder = exported["fpn"]  # resnet18: its MaxPool is where QDQ propagation matters
+    info = json.loads((folder / "parity.json").read_text())
+    runtime = info["int8"]["runtime"]
+    ms = runtime["qdq_propagation_ms"]
+    assert ms["on"] > 0 and ms["off"] > 0
+    assert runtime["disabled_optimizers"] == (list(export.QDQ_PROPAGATION) if ms["off"] < ms["on"] else [])
+    recorded = info.get("runtime", {}).get("model_int8.onnx", {}).get("disabled_optimizers", [])
+    assert recorded == runtime["disabled_optimizers"]
+    model, proc = load_model(folder, backend="onnx", onnx_file="model_int8.onnx")
+    assert model.disabled_optimizers == recorded
+    assert load_model(folder, backend="onnx", onnx_file="model.onnx")[0].disabled_optimizers == []
+    # the setting changes the speed, never the result: the same logits with the transformer on and off
+    x = proc(generate_phantom(4, (160, 200)).image)["pixel_values"].numpy()
+    on = OnnxSegmentationModel(folder / "model_int8.onnx", model.config)
+    off = OnnxSegmentationModel(folder / "model_int8.onnx", model.config, disabled_optimizers=export.QDQ_PROPAGATION)
+    assert np.array_equal(on(x).logits.numpy(), off(x).logits.numpy())
+
+
+def test_malformed_runtime_settings_are_a_clear_error(exported, tmp_path):
+    folder = tmp_path / "bad_runtime"
+    folder.mkdir()
+    for name in ("model.onnx", "config.json", "preprocessor_config.json"):
+        (folder / name).write_bytes((exported["fpn"] / name).read_bytes())
+    (folder / "parity.json").write_text(json.dumps({"runtime": {"model.onnx": {"disabled_optimizers": "all"}}}))
+    with pytest.raises(ValueError, match=r"parity.json: runtime settings of model.onnx must be"):
+        load_model(folder, backend="onnx")
+
+
 def test_auto_int8_keeps_the_quantized_file_only_when_it_qualifies(saved_models, tmp_path, monkeypatch):
     monkeypatch.setattr(export, "INT8_AGREEMENT_TARGET", 1.01)  # unreachable: the file is removed
     strict = export.export_onnx(saved_models["fpn"], tmp_path / "strict", int8="auto", calibration_size=2)

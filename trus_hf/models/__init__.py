@@ -151,11 +151,12 @@ def load_model(
 
         onnx_file = preferred_onnx_file(folder)
     if backend == "onnx" or (not weights.is_file() and (folder / onnx_file).is_file()):
-        from .onnx_runtime import OnnxSegmentationModel
+        from .onnx_runtime import OnnxSegmentationModel, export_runtime_options
 
         if not (folder / onnx_file).is_file():
             raise ValueError(f"{folder}: no {onnx_file}; export one with `trus-hf export-onnx --model {folder}`")
-        return OnnxSegmentationModel(folder / onnx_file, config, providers=providers), processor
+        options = export_runtime_options(folder, onnx_file)
+        return OnnxSegmentationModel(folder / onnx_file, config, providers=providers, **options), processor
 
     model = MODEL_CLASSES[config.architecture](config, native_config=native)
     if weights.is_file():
