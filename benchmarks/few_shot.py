@@ -3,7 +3,7 @@ CPU budget, and three starts side by side in one run.
 
     python benchmarks/few_shot.py [--busbra ../shared/data/busbra] [--models fpn] [--budgets 2 5 10]
                                   [--seeds 0 1 2] [--out runs/few_shot] [--augment-strength 2] [--tune]
-                                  [--mixed-precision auto] [--encoder-lr-factor 0.3]
+                                  [--mixed-precision auto] [--encoder-lr-factor 0.3] [--starts bundled]
 
 Target domain: BUS-BRA's Toshiba Aplio 300 frames (139, held out of `trus-hf demo-models`), split by case into 96
 frames for training (16 of them, by case, for choosing the best checkpoint) and the rest for testing. Per model,
@@ -141,6 +141,13 @@ def main():
     ap.add_argument(
         "--encoder-lr-factor", type=float, default=1.0, help="encoder learning rate x this, for the bundled start"
     )
+    ap.add_argument(
+        "--starts",
+        nargs="+",
+        default=["scratch", "bundled"],
+        choices=["scratch", "bundled"],
+        help="which trained starts to run (both by default: the gain needs both)",
+    )
     a = ap.parse_args()
     out = Path(a.out)
     if not (Path(a.busbra) / "bus_data.csv").is_file():
@@ -156,7 +163,7 @@ def main():
         results[(name, "zero-shot")] = [{"budget": 0, "seed": None, **score(DEMO_MODELS_DIR / name, test_ds)}]
         for budget in a.budgets:
             for seed in a.seeds:
-                for start in ("scratch", "bundled"):
+                for start in a.starts:
                     run_dir = out / f"{name}_{start}_{budget:g}min_seed{seed}"
                     # a lower encoder learning rate only means something for a trained encoder: scratch keeps 1
                     lr_factor = a.encoder_lr_factor if start == "bundled" else 1.0
@@ -180,16 +187,16 @@ def main():
                 f"  {name:9} {start:9} {r['budget']:4g} min seed {r['seed']}: Dice {r['dice']:.3f} [{lo:.3f}, "
                 f"{hi:.3f}], IoU {r['iou']:.3f}, epochs {r.get('epochs', 0)}"
             )
-    print("\nmean over seeds (bundled - scratch)")
+    print("\nmean over seeds" + (" (bundled - scratch)" if len(a.starts) == 2 else ""))
     for name in a.models:
         for budget in a.budgets:
             mean = {
-                s: float(np.mean([r["dice"] for r in results[(name, s)] if r["budget"] == budget]))
-                for s in ("scratch", "bundled")
+                s: float(np.mean([r["dice"] for r in results[(name, s)] if r["budget"] == budget])) for s in a.starts
             }
+            gain = f" ({mean['bundled'] - mean['scratch']:+.3f})" if len(mean) == 2 else ""
             print(
-                f"  {name} {budget:g} min: scratch {mean['scratch']:.3f}, bundled {mean['bundled']:.3f} "
-                f"({mean['bundled'] - mean['scratch']:+.3f}); zero-shot {results[(name, 'zero-shot')][0]['dice']:.3f}"
+                f"  {name} {budget:g} min: {', '.join(f'{s} {v:.3f}' for s, v in mean.items())}{gain}; "
+                f"zero-shot {results[(name, 'zero-shot')][0]['dice']:.3f}"
             )
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({f"{k[0]} {k[1]}": v for k, v in results.items()}, indent=1))
