@@ -108,11 +108,12 @@ def test_calcifications_cast_shadows_behind_them():
     assert np.mean(behind) < 0.8 * np.mean(beside), (np.mean(behind), np.mean(beside))
 
 
-def test_roi_crop_finds_the_fan_despite_overlays_and_letterboxing():
+@pytest.mark.parametrize("size", [(360, 480), (720, 960)])  # the opening at full size, and on a shrunk frame
+def test_roi_crop_finds_the_fan_despite_overlays_and_letterboxing(size):
     cfg = PRESETS["hard"].replace(overlay_prob=1.0, caliper_prob=1.0, letterbox_prob=1.0, zoom=1.0)
     proc = TrusImageProcessor()
     for seed in range(8):
-        ph = generate_phantom(seed, (360, 480), cfg)
+        ph = generate_phantom(seed, size, cfg)
         ys, xs = np.nonzero(ph.fan_mask)
         fan_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         x0, y0, x1, y1 = detect_ultrasound_roi(ph.image.astype(np.float32) / 255, proc.roi_threshold)
