@@ -22,6 +22,10 @@ What each column is:
   ``--variants`` adds the other quantizer settings (entropy and percentile calibration, QOperator, nothing
   excluded) and session options (spinning off, IO binding), each timed in this run.
 
+PyTorch eager's time depends on how the process allocates: each forward at 768x768 takes over a gigabyte of fresh
+temporaries from the OS, and the minor page faults per forward are printed. Run once as it is and once with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (huge pages: ~30x fewer faults) to see both denominators.
+
 Agreement is measured on the bundled demo models (trained, gland + lesion): there is no trained FPN-resnet152 here
 (no ImageNet weights to start from and no GPU to train one), so the resnet152 row is timed on random weights, whose
 latency equals a trained one's, and agreement comes from the trained models.
@@ -120,6 +124,9 @@ def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> di
     row = {}
     with torch.inference_mode():
         row["torch"] = median_ms(lambda: model(x), runs)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        model(x)
+        row["_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
         folded = model.inference_module()
         if type(model).inference_module is not TrusSegmentationModel.inference_module:  # a rewritten graph
             row["torch folded"] = median_ms(lambda: folded(x), runs)
@@ -225,12 +232,15 @@ def main():
             if not key.startswith("_"):
                 print(f"  {key:28} {ms:9.1f} ms  {ms / base:6.3f}x")
         print(f"  ORT int8 as exported: QDQ propagation {'off' if row['_runtime'] else 'on'} (the faster in its check)")
+        print(f"  PyTorch eager: {row['_faults']:,} minor page faults per forward")
         s = row["_split"]
         total = sum(s.values())
         print(
             f"  pipeline split: pre {s['preprocess']:.1f} ms, inference {s['inference']:.1f} ms, post "
             f"{s['postprocess']:.1f} ms: pre + post {100 * (s['preprocess'] + s['postprocess']) / total:.1f}%"
         )
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    print(f"\nGLIBC_TUNABLES={tunables!r} (glibc.malloc.hugetlb=1: huge pages, fewer page faults)")
     print(f"\npeak memory (RSS) of this process: {peak_rss_mb():.0f} MB")
     for line in trained_agreement(tmp, a.variants):
         print(line)
