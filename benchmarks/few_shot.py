@@ -149,6 +149,8 @@ def main():
         help="which trained starts to run (both by default: the gain needs both)",
     )
     a = ap.parse_args()
+    a.starts = list(dict.fromkeys(a.starts))  # each start once, in the order given
+    both = len(a.starts) == 2  # the gain over scratch needs both starts
     out = Path(a.out)
     if not (Path(a.busbra) / "bus_data.csv").is_file():
         raise SystemExit(f"{a.busbra}: BUS-BRA not found (pass --busbra)")
@@ -187,13 +189,13 @@ def main():
                 f"  {name:9} {start:9} {r['budget']:4g} min seed {r['seed']}: Dice {r['dice']:.3f} [{lo:.3f}, "
                 f"{hi:.3f}], IoU {r['iou']:.3f}, epochs {r.get('epochs', 0)}"
             )
-    print("\nmean over seeds" + (" (bundled - scratch)" if len(a.starts) == 2 else ""))
+    print("\nmean over seeds" + (" (bundled - scratch)" if both else ""))
     for name in a.models:
         for budget in a.budgets:
             mean = {
                 s: float(np.mean([r["dice"] for r in results[(name, s)] if r["budget"] == budget])) for s in a.starts
             }
-            gain = f" ({mean['bundled'] - mean['scratch']:+.3f})" if len(mean) == 2 else ""
+            gain = f" ({mean['bundled'] - mean['scratch']:+.3f})" if both else ""
             print(
                 f"  {name} {budget:g} min: {', '.join(f'{s} {v:.3f}' for s, v in mean.items())}{gain}; "
                 f"zero-shot {results[(name, 'zero-shot')][0]['dice']:.3f}"

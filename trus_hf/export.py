@@ -133,7 +133,7 @@ INT8_MAX_TIME_RATIO = 0.9
 AUTO_INT8_CANDIDATES = ({"exclude": "ends"}, {"exclude": None})
 #: ONNX Runtime's QDQ propagation moves the QuantizeLinear that follows a MaxPool in front of it, so the MaxPool runs
 #: on uint8 in plain NCHW: for FPN-resnet152 at 768x768, 25 ms instead of 6 ms in fp32 in the blocked layout, the
-#: whole INT8 model 0.93-0.95x its time with the transformer off. For the mobilenet_v2 demo FPN and Segformer it is
+#: whole INT8 model 0.79-0.99x its time with the transformer off. For the mobilenet_v2 demo FPN and Segformer it is
 #: the other way round (1.03x), so the export times both and records the faster for the INT8 file; the logits are
 #: the same either way (a maximum commutes with the monotonic quantization).
 QDQ_PROPAGATION = ("QDQPropagationTransformer",)
