@@ -4,6 +4,7 @@ CPU budget, and three starts side by side in one run.
     python benchmarks/few_shot.py [--busbra ../shared/data/busbra] [--models fpn] [--budgets 2 5 10]
                                   [--seeds 0 1 2] [--out runs/few_shot] [--augment-strength 2] [--tune]
                                   [--mixed-precision auto] [--encoder-lr-factor 0.3] [--starts bundled]
+                                  [--models-dir my_demo_models]
 
 Target domain: BUS-BRA's Toshiba Aplio 300 frames (139, held out of `trus-hf demo-models`), split by case into 96
 frames for training (16 of them, by case, for choosing the best checkpoint) and the rest for testing. Per model,
@@ -12,6 +13,9 @@ budget (wall minutes of training on this machine) and seed:
 - ``scratch``: the bundled model's architecture and labels with random weights (no ImageNet download here);
 - ``bundled``: fine-tuned from the bundled start (``--init_from trus_hf/demo_models/<model>``);
 - ``zero-shot``: the bundled start as it is (no training; once per model).
+
+``--models-dir`` puts another folder of starts (``<dir>/fpn``, ``<dir>/segformer``, e.g. what ``trus-hf demo-models
+--out <dir>`` trained) in place of the bundled ones, for both ``bundled`` and ``zero-shot``.
 
 Prints test lesion Dice and IoU (mean over test frames at original resolution, through the prediction pipeline) with
 95% bootstrap intervals, the mean over seeds, the gain of the bundled start over scratch per budget, and writes
@@ -79,7 +83,7 @@ def score(model_dir, test_ds, tune_ds=None) -> dict:
     return out
 
 
-def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, **options):
+def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir=DEMO_MODELS_DIR, **options):
     """One run; ``options`` are further `TrainingArguments` (augmentation strength, precision, encoder lr)."""
     args = TrainingArguments(
         **options,
@@ -94,7 +98,7 @@ def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, **options):
         seed=seed,
         checkpoint_every=1000,
         tensorboard=False,
-        init_from=str(DEMO_MODELS_DIR / name) if start == "bundled" else None,
+        init_from=str(Path(models_dir) / name) if start == "bundled" else None,
     )
     return train(DEMO_CONFIGS[name], args, fit_ds, val_ds)  # the same architecture and labels for both starts
 
@@ -148,6 +152,9 @@ def main():
         choices=["scratch", "bundled"],
         help="which trained starts to run (both by default: the gain needs both)",
     )
+    ap.add_argument(
+        "--models-dir", default=str(DEMO_MODELS_DIR), help="folder of the starts (<dir>/fpn, ...); the bundled ones"
+    )
     a = ap.parse_args()
     a.starts = list(dict.fromkeys(a.starts))  # each start once, in the order given
     both = len(a.starts) == 2  # the gain over scratch needs both starts
@@ -162,7 +169,7 @@ def main():
     results: dict = {}
     started = time.time()
     for name in a.models:
-        results[(name, "zero-shot")] = [{"budget": 0, "seed": None, **score(DEMO_MODELS_DIR / name, test_ds)}]
+        results[(name, "zero-shot")] = [{"budget": 0, "seed": None, **score(Path(a.models_dir) / name, test_ds)}]
         for budget in a.budgets:
             for seed in a.seeds:
                 for start in a.starts:
@@ -170,7 +177,16 @@ def main():
                     # a lower encoder learning rate only means something for a trained encoder: scratch keeps 1
                     lr_factor = a.encoder_lr_factor if start == "bundled" else 1.0
                     summary = fine_tune(
-                        name, start, budget, seed, fit_ds, val_ds, run_dir, encoder_lr_factor=lr_factor, **options
+                        name,
+                        start,
+                        budget,
+                        seed,
+                        fit_ds,
+                        val_ds,
+                        run_dir,
+                        models_dir=a.models_dir,
+                        encoder_lr_factor=lr_factor,
+                        **options,
                     )
                     row = {
                         "budget": budget,
