@@ -153,7 +153,9 @@ def main():
         help="which trained starts to run (both by default: the gain needs both)",
     )
     ap.add_argument(
-        "--models-dir", default=str(DEMO_MODELS_DIR), help="folder of the starts (<dir>/fpn, ...); the bundled ones"
+        "--models-dir",
+        default=str(DEMO_MODELS_DIR),
+        help="folder holding the starts as <dir>/fpn, <dir>/segformer (default: the bundled models)",
     )
     a = ap.parse_args()
     a.starts = list(dict.fromkeys(a.starts))  # each start once, in the order given
