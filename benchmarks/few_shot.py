@@ -83,7 +83,7 @@ def score(model_dir, test_ds, tune_ds=None) -> dict:
     return out
 
 
-def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir=DEMO_MODELS_DIR, **options):
+def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir: Path = DEMO_MODELS_DIR, **options):
     """One run; ``options`` are further `TrainingArguments` (augmentation strength, precision, encoder lr)."""
     args = TrainingArguments(
         **options,
@@ -98,7 +98,7 @@ def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir=DEMO_MO
         seed=seed,
         checkpoint_every=1000,
         tensorboard=False,
-        init_from=str(Path(models_dir) / name) if start == "bundled" else None,
+        init_from=str(models_dir / name) if start == "bundled" else None,
     )
     return train(DEMO_CONFIGS[name], args, fit_ds, val_ds)  # the same architecture and labels for both starts
 
@@ -154,7 +154,8 @@ def main():
     )
     ap.add_argument(
         "--models-dir",
-        default=str(DEMO_MODELS_DIR),
+        type=Path,
+        default=DEMO_MODELS_DIR,
         help="folder holding the starts as <dir>/fpn, <dir>/segformer (default: the bundled models)",
     )
     a = ap.parse_args()
@@ -171,7 +172,7 @@ def main():
     results: dict = {}
     started = time.time()
     for name in a.models:
-        results[(name, "zero-shot")] = [{"budget": 0, "seed": None, **score(Path(a.models_dir) / name, test_ds)}]
+        results[(name, "zero-shot")] = [{"budget": 0, "seed": None, **score(a.models_dir / name, test_ds)}]
         for budget in a.budgets:
             for seed in a.seeds:
                 for start in a.starts:
