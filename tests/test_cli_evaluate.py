@@ -121,3 +121,6 @@ def test_tune_postprocessing_refuses_what_it_cannot_write_to_or_tune_on(saved_mo
     assert "not a local model folder" in capsys.readouterr().err
     assert main(["tune-postprocessing", "--model", str(saved_models["fpn"]), "--data", "synthetic:2:64"]) == 2
     assert "split 'validation' not in dataset; available: ['train']" in capsys.readouterr().err
+    args = ["tune-postprocessing", "--model", str(saved_models["fpn"]), "--data", "synthetic:2:64", "--split", "train"]
+    assert main([*args, "--max-missed", "2"]) == 2  # the option reaches tune_postprocessing, which refuses it
+    assert "max_missed must be a share in [0, 1] (got 2.0)" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Post-processing tuned on validation data: per-label thresholds and smallest kept components, stored in the
 processor, applied by the pipeline, chosen by `tune_postprocessing`."""
 
+import datasets
 import numpy as np
 import pytest
 from conftest import tiny_model, tiny_processor
@@ -8,7 +9,13 @@ from PIL import Image
 
 from trus_hf import SegmentationPipeline, TrusImageProcessor, load_model
 from trus_hf.data import synthetic_dataset
-from trus_hf.evaluation import evaluate_dataset, tune_postprocessing
+from trus_hf.evaluation import (
+    TUNE_FRACTIONS,
+    TUNE_THRESHOLDS,
+    evaluate_dataset,
+    postprocessing_scores,
+    tune_postprocessing,
+)
 from trus_hf.metrics import aggregate
 
 
@@ -63,3 +70,44 @@ def test_tuning_delivers_what_it_reports_and_never_scores_below_the_plain_settin
     assert tuned["n_images"]["lesion"] == 6
     processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
     assert aggregate(evaluate_dataset(pipe, ds))["mean_iou"] == pytest.approx(tuned["iou"]["lesion"], abs=1e-6)
+
+
+def test_max_missed_keeps_the_lesions_that_lesion_free_frames_would_tune_away():
+    """Six lesion frames and the same six marked lesion-free, as two groups: an untrained model finds the lesions
+    poorly, so marking nothing scores best on average (lesion-free 1, lesions 0). With ``max_missed=0`` the tuning
+    must keep marking every lesion the plain setting marks, and the pipeline must then score what it reports."""
+    ds = synthetic_dataset(8, 96, seed=5, config="clean", labels=["lesion"])
+    ds = ds.filter(lambda r: np.asarray(r["mask_lesion"]).any())
+    empty = ds.map(
+        lambda r: {
+            "mask_lesion": Image.fromarray(np.zeros(np.asarray(r["mask_lesion"]).shape, np.uint8)),
+            "source": "lesion-free",
+        }
+    )
+    both = datasets.concatenate_datasets([ds, empty.cast(ds.features)])
+    processor = tiny_processor()
+    pipe = SegmentationPipeline(tiny_model("fpn", seed=0), processor, device="cpu")
+    scores = postprocessing_scores(pipe, both)["lesion"]
+    assert set(scores) == {"synthetic", "lesion-free"}
+    assert scores["synthetic"].n_positive == len(ds) and scores["lesion-free"].n_positive == 0
+    plain = (TUNE_THRESHOLDS.index(0.5), TUNE_FRACTIONS.index(0.0))
+    assert scores["synthetic"].found[plain] == 1.0  # the plain setting marks a pixel of every lesion
+
+    def chosen(tuned):
+        return TUNE_THRESHOLDS.index(tuned["mask_threshold"]["lesion"]), TUNE_FRACTIONS.index(
+            tuned["min_mask_fraction"]["lesion"]
+        )
+
+    free = tune_postprocessing(pipe, both)
+    assert scores["synthetic"].found[chosen(free)] == 0.0  # unguarded, it tunes every lesion away
+    guarded = tune_postprocessing(pipe, both, max_missed=0.0)
+    assert scores["synthetic"].found[chosen(guarded)] == 1.0
+    assert guarded["iou"]["lesion"] < free["iou"]["lesion"]  # the price, on these frames
+    processor.set_postprocessing(guarded["mask_threshold"], guarded["min_mask_fraction"])
+    rows = evaluate_dataset(pipe, both)
+    per_group = [aggregate(rows[: len(ds)])["mean_iou"], aggregate(rows[len(ds) :])["mean_iou"]]
+    assert np.mean(per_group) == pytest.approx(guarded["iou"]["lesion"], abs=1e-6)
+    with pytest.raises(ValueError, match=r"max_missed must be a share in \[0, 1\] \(got 1.5\)"):
+        tune_postprocessing(pipe, both, max_missed=1.5)
+    with pytest.raises(ValueError, match=r"thresholds must include 0.5 \(got \(0.3, 0.7\)\)"):
+        tune_postprocessing(pipe, both, thresholds=(0.3, 0.7), max_missed=0.05)

@@ -169,7 +169,7 @@ def cmd_tune_postprocessing(a: argparse.Namespace) -> None:
     dsd = load_dataset(a.data, strict=True, labels=labels)
     if a.split not in dsd:
         raise ValueError(f"split {a.split!r} not in dataset; available: {list(dsd)}")
-    tuned = tune_postprocessing(pipe, dsd[a.split], group_column=a.group_column)
+    tuned = tune_postprocessing(pipe, dsd[a.split], group_column=a.group_column, max_missed=a.max_missed)
     print("\n".join(describe_postprocessing(tuned)))
     processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
     processor.save_pretrained(folder)
@@ -368,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="validation", help="split to tune on (never the test split)")
     s.add_argument(
         "--group-column", default="source", help="column whose groups weigh the same (e.g. lesion-free frames)"
+    )
+    s.add_argument(
+        "--max-missed",
+        type=float,
+        default=None,
+        help="keep, in every group, the share of annotated frames still marked within this of the plain "
+        "setting's (e.g. 0.05: lesions matter more than empty frames); default: no such limit",
     )
     s.set_defaults(func=cmd_tune_postprocessing, parser=s)
 
