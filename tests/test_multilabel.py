@@ -53,6 +53,28 @@ def test_loss_leaves_unannotated_labels_out():
     assert float(DiceBCELoss()(logits, torch.full_like(labels, IGNORE))) == 0.0
 
 
+
+def test_dice_per_image_weighs_a_small_lesion_as_much_as_a_large_one():
+    """Two images: a large lesion found exactly, a small one missed. Pooled over the batch (smp), the large one
+    decides and the Dice loss is small; per image it is the mean of 0 and 1. A lesion-free image is left to BCE,
+    IGNORE pixels to neither; with one image both agree with smp."""
+    labels = torch.zeros(3, 1, 32, 32, dtype=torch.long)
+    labels[0, 0, :16, :16] = 1  # 25% of the frame
+    labels[1, 0, 20:22, 20:22] = 1  # 0.4%
+    logits = torch.full(labels.shape, -20.0)
+    logits[0, 0, :16, :16] = 20.0
+    pooled = DiceBCELoss(bce_weight=0)(logits, labels)
+    per_image = DiceBCELoss(bce_weight=0, per_image=True)(logits, labels)
+    assert float(pooled) < 0.02 and float(per_image) == pytest.approx(0.5, abs=1e-4)
+    ignored = labels.clone()
+    ignored[1] = IGNORE  # the small lesion's image not annotated: only the exact one counts
+    assert float(DiceBCELoss(bce_weight=0, per_image=True)(logits, ignored)) == pytest.approx(0.0, abs=1e-4)
+    torch.manual_seed(0)
+    x, y = torch.randn(1, 1, 16, 16), (torch.rand(1, 1, 16, 16) > 0.7).long()
+    assert float(DiceBCELoss(per_image=True)(x, y)) == pytest.approx(float(DiceBCELoss()(x, y)), rel=1e-5)
+    assert TrusSegConfig(dice_per_image=True).dice_per_image and not TrusSegConfig().dice_per_image
+    assert create_model(TrusSegConfig(architecture="segformer", dice_per_image=True)).loss_fn.per_image
+
 def test_processor_keeps_an_unannotated_label_unannotated_in_the_padding():
     ph = generate_phantom(1, (120, 160))
     stack = np.stack([np.full(ph.gland_mask.shape, IGNORE, np.uint8), ph.lesion_mask])

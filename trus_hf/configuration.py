@@ -43,6 +43,8 @@ class TrusSegConfig:
         pretrained_backbone: Segformer only: a Hub ID of an MiT checkpoint (e.g. ``nvidia/mit-b0``) to start from.
         num_channels: input channels (the processor replicates grayscale to this many).
         dice_weight, bce_weight: loss = dice_weight * Dice + bce_weight * BCE.
+        dice_per_image: the Dice term per image, averaged over the images that hold the label, instead of over the
+            pixels of the whole batch (where a few large lesions outweigh many small ones).
         labels: the label names, one sigmoid output channel each (labels may overlap, e.g. ``["gland", "lesion"]``);
             one label (``["lesion"]``) is a binary model.
         label_weights: per-label weights of the loss (default: all 1).
@@ -62,6 +64,9 @@ class TrusSegConfig:
     num_channels: int = field(default=3, metadata={"help": "input channels (gray is replicated to this many)"})
     dice_weight: float = field(default=1.0, metadata={"help": "weight of the Dice loss"})
     bce_weight: float = field(default=1.0, metadata={"help": "weight of the BCE loss"})
+    dice_per_image: bool = field(
+        default=False, metadata={"help": "Dice per image (small lesions weigh as much as large ones), not per batch"}
+    )
     labels: list[str] = field(
         default_factory=lambda: ["lesion"],
         metadata={"help": "label names, one sigmoid channel each, e.g. gland lesion"},

@@ -62,7 +62,8 @@ def run_card(
 ) -> str:
     """The model card of a checkpoint of this run: recipe, data and the metrics it was chosen or tested on."""
     training = {
-        "loss": f"{config.dice_weight} x Dice + {config.bce_weight} x BCE",
+        "loss": f"{config.dice_weight} x Dice{' per image' if config.dice_per_image else ''} + "
+        f"{config.bce_weight} x BCE",
         "optimizer": "Adam",
         "learning_rate": args.learning_rate,
         "scheduler": f"ReduceLROnPlateau(max val IoU, factor={args.lr_factor}, patience={args.lr_patience})",

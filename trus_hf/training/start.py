@@ -101,10 +101,13 @@ def initial_model(
         model.config,
         dice_weight=config.dice_weight,
         bce_weight=config.bce_weight,
+        dice_per_image=config.dice_per_image,
         label_weights=config.label_weights if labels == config.labels else None,
     )
     model.config = effective
-    model.loss_fn = type(model.loss_fn)(effective.dice_weight, effective.bce_weight, effective.label_weights)
+    model.loss_fn = type(model.loss_fn)(
+        effective.dice_weight, effective.bce_weight, effective.label_weights, effective.dice_per_image
+    )
     model.train()
     # the start's tuned thresholds belong to its weights: the new model is tuned (or not) on its own validation data
     processor.set_postprocessing()
