@@ -53,7 +53,6 @@ def test_loss_leaves_unannotated_labels_out():
     assert float(DiceBCELoss()(logits, torch.full_like(labels, IGNORE))) == 0.0
 
 
-
 def test_dice_per_image_weighs_a_small_lesion_as_much_as_a_large_one():
     """Two images: a large lesion found exactly, a small one missed. Pooled over the batch (smp), the large one
     decides and the Dice loss is small; per image it is the mean of 0 and 1. A lesion-free image is left to BCE,
@@ -74,6 +73,7 @@ def test_dice_per_image_weighs_a_small_lesion_as_much_as_a_large_one():
     assert float(DiceBCELoss(per_image=True)(x, y)) == pytest.approx(float(DiceBCELoss()(x, y)), rel=1e-5)
     assert TrusSegConfig(dice_per_image=True).dice_per_image and not TrusSegConfig().dice_per_image
     assert create_model(TrusSegConfig(architecture="segformer", dice_per_image=True)).loss_fn.per_image
+
 
 def test_processor_keeps_an_unannotated_label_unannotated_in_the_padding():
     ph = generate_phantom(1, (120, 160))
