@@ -214,9 +214,9 @@ def cmd_export_onnx(a: argparse.Namespace) -> None:
             f"phantoms; {q['int8_ms']:.1f} ms vs {q['fp32_ms']:.1f} ms ({q['time_ratio']:.2f}x); "
             f"preferred file: {info['preferred']}"
         )
-        if "runtime" in q:
-            ms = q["runtime"]["qdq_propagation_ms"]
-            state = "off" if q["runtime"]["disabled_optimizers"] else "on"
+        if "qdq_propagation_ms" in q:
+            ms = q["qdq_propagation_ms"]
+            state = "off" if info.get("runtime", {}).get("model_int8.onnx") else "on"
             print(f"ONNX Runtime's QDQ propagation: on {ms['on']:.1f} ms, off {ms['off']:.1f} ms; runs with it {state}")
 
 

@@ -269,27 +269,28 @@ def _paired_ms(a: Any, b: Any, x: np.ndarray, runs: int = 10) -> tuple[float, fl
 
 
 def _int8_report(
-    fp32: OnnxSegmentationModel, int8_path: Path, processor: TrusImageProcessor, frames: list[np.ndarray]
+    fp32: OnnxSegmentationModel,
+    int8_path: Path,
+    processor: TrusImageProcessor,
+    frames: list[np.ndarray],
+    x: np.ndarray,
 ) -> dict[str, Any]:
     """Agreement of INT8 with fp32 on ``frames`` (held-out phantoms: other seeds than calibration) and their latency
-    at batch 1 on the processor's canvas, measured side by side."""
+    on ``x`` (the first frame, processed), measured side by side."""
     int8 = OnnxSegmentationModel(int8_path, fp32.config)
     report = mask_agreement(fp32, int8, processor, frames)
-    x = processor(frames[0])["pixel_values"].numpy()
     report["fp32_ms"], report["int8_ms"] = _paired_ms(fp32, int8, x)
     report["time_ratio"] = report["int8_ms"] / report["fp32_ms"]
     return report
 
 
-def _runtime_choice(int8_path: Path, config: Any, processor: TrusImageProcessor, frame: np.ndarray) -> dict:
-    """Times the INT8 file with and without `QDQ_PROPAGATION`, side by side: the faster's settings and both times."""
+def _runtime_choice(int8_path: Path, config: Any, x: np.ndarray) -> tuple[list[str], dict[str, float]]:
+    """Times the INT8 file on ``x`` with and without `QDQ_PROPAGATION`, side by side: the optimizers the faster
+    disables, and both times."""
     on = OnnxSegmentationModel(int8_path, config)
     off = OnnxSegmentationModel(int8_path, config, disabled_optimizers=QDQ_PROPAGATION)
-    on_ms, off_ms = _paired_ms(on, off, processor(frame)["pixel_values"].numpy())
-    return {
-        "disabled_optimizers": list(QDQ_PROPAGATION) if off_ms < on_ms else [],
-        "qdq_propagation_ms": {"on": round(on_ms, 2), "off": round(off_ms, 2)},
-    }
+    on_ms, off_ms = _paired_ms(on, off, x)
+    return list(QDQ_PROPAGATION) if off_ms < on_ms else [], {"on": round(on_ms, 2), "off": round(off_ms, 2)}
 
 
 def _qualifies(report: dict[str, Any]) -> bool:
@@ -303,17 +304,19 @@ def _choose_int8(
     int8: bool | str,
     calibration: tuple[str | None, int],
     quantization: dict[str, Any],
-) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """Quantize with each candidate setting, measure each, keep the fastest that qualifies as ``model_int8.onnx``:
-    (preferred file, the kept or best report, every candidate's report)."""
+    (preferred file, the kept or best report, every candidate's report, the kept file's runtime settings for
+    ``parity.json``: ``{"model_int8.onnx": {"disabled_optimizers": [...]}}`` when it runs faster so, else empty)."""
     given = bool(quantization) or int8 is True
     candidates = [quantization] if given else [dict(c) for c in AUTO_INT8_CANDIDATES]
     fp32 = OnnxSegmentationModel(folder / "model.onnx", config)
     frames = _phantom_frames(30_000, 24)  # the same held-out frames for every candidate
+    x = processor(frames[0])["pixel_values"].numpy()  # and the same input for every timing
     reports = []
     for i, options in enumerate(candidates):
         q = quantize_int8(folder / "model.onnx", folder / f"model_int8.{i}.onnx", processor, *calibration, **options)
-        report = _int8_report(fp32, q, processor, frames)
+        report = _int8_report(fp32, q, processor, frames, x)
         report["size_mb"] = round(q.stat().st_size / 2**20, 2)
         report["settings"] = {"method": "minmax", "quant_format": "qdq", "exclude": "ends", **options}
         report["file"] = q
@@ -327,13 +330,16 @@ def _choose_int8(
             path.replace(folder / "model_int8.onnx")
         else:
             path.unlink()
+    runtime = {}
     if keep is not None:
-        keep["runtime"] = _runtime_choice(folder / "model_int8.onnx", config, processor, frames[0])
+        off, keep["qdq_propagation_ms"] = _runtime_choice(folder / "model_int8.onnx", config, x)
+        if off:  # load_model applies it (`export_runtime_options`)
+            runtime = {"model_int8.onnx": {"disabled_optimizers": off}}
     chosen = keep if keep is not None else max(reports, key=lambda r: r["mean"])
     if keep is None:
         chosen["removed"] = True
     preferred = "model_int8.onnx" if keep is not None and _qualifies(keep) else "model.onnx"
-    return preferred, chosen, reports
+    return preferred, chosen, reports, runtime
 
 
 def export_onnx(
@@ -402,15 +408,14 @@ def export_onnx(
                 raise ValueError(f"ONNX export disagrees with PyTorch: {parity}")
         info["preferred"] = "model.onnx"
         if int8:
-            preferred, report, tried = _choose_int8(
+            preferred, report, tried, runtime = _choose_int8(
                 tmp, model.config, processor, int8, (calibration_data, calibration_size), quantization
             )
             info["preferred"], info["int8"] = preferred, report
             if len(tried) > 1:
                 info["int8_candidates"] = tried
-            off = report.get("runtime", {}).get("disabled_optimizers")
-            if off:  # load_model applies it (`export_runtime_options`)
-                info["runtime"] = {"model_int8.onnx": {"disabled_optimizers": off}}
+            if runtime:
+                info["runtime"] = runtime
             logger.info(
                 "INT8 (%s): agreement mean %.4f (min %.4f), %.2fx fp32 time: %s",
                 report["settings"],
