@@ -142,11 +142,13 @@ def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> di
     row["_runtime"] = ort8.disabled_optimizers
     row["ORT fp32"] = median_ms(lambda: ort32(xn), runs)
     row["ORT int8"] = median_ms(lambda: ort8(xn), runs)
-    # timed alternately (`_paired_ms`): the VM's speed drifts by more than the differences measured here
-    on, off = (
-        OnnxSegmentationModel(onnx_dir / "model_int8.onnx", model.config, disabled_optimizers=d)
-        for d in ((), QDQ_PROPAGATION)
+    # timed alternately (`_paired_ms`): the VM's speed drifts by more than the differences measured here; ort8 is
+    # one of the two settings, a second session of the file the other
+    chose_off = bool(ort8.disabled_optimizers)
+    other = OnnxSegmentationModel(
+        onnx_dir / "model_int8.onnx", model.config, disabled_optimizers=() if chose_off else QDQ_PROPAGATION
     )
+    on, off = (other, ort8) if chose_off else (ort8, other)
     row["ORT int8 QDQ propagation on"], row["ORT int8 QDQ propagation off"] = _paired_ms(on, off, xn, runs)
     _torch_export(_Forward(model), folder / "old.onnx", torch.randn(2, 3, size, size), 18)
     old = OnnxSegmentationModel(folder / "old.onnx", model.config)
