@@ -178,10 +178,11 @@ def tune_postprocessing(
 
     That reward has a price: where a model finds a group's lesions poorly, marking nothing scores almost as well
     there, and the lesion-free groups can pull the threshold up until those lesions are never marked. With
-    ``max_missed`` (a share, e.g. 0.05) a setting qualifies only if, in every group, the share of annotated images
-    it still marks is at most that much below the plain setting's (threshold 0.5, nothing dropped; it always
-    qualifies). Off by default: on the bundled models' held-out data it cost more on lesion-free frames than it
-    gave back on lesions (BENCHMARKS.md, "Post-processing").
+    ``max_missed`` (a share, e.g. 0.05) a setting qualifies only if, in every group, the share of its images with a
+    non-empty mask where it still marks a pixel of that mask is at most that much below the plain setting's
+    (threshold 0.5, nothing dropped; it always qualifies). Off by default: on the bundled models' held-out data it
+    cost more on lesion-free frames than it gave back on lesions (BENCHMARKS.md, "How many lesions the tuned
+    settings still mark").
 
     Returns ``mask_threshold`` and ``min_mask_fraction`` (per label, as `TrusImageProcessor` takes them), and per
     label the validation ``iou`` tuned and ``untuned_iou`` (threshold 0.5, nothing dropped) and ``n_images``."""
