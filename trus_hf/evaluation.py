@@ -98,7 +98,7 @@ def _iou_after_dropping(mask: np.ndarray, gt: np.ndarray, min_pixels: list[float
     overlap = np.bincount(labels[gt], minlength=n)[1:]
     ious, found = [], []
     for low in min_pixels:
-        keep = area >= low if low > 1 else slice(None)  # as drop_small_components: under 2 pixels keeps all
+        keep = area >= low  # as drop_small_components (every component has a pixel: low <= 1 keeps all)
         tp, pred = int(overlap[keep].sum()), int(area[keep].sum())
         union = pred + gt_area - tp
         ious.append(1.0 if union == 0 else tp / union)

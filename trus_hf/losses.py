@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,11 @@ class DiceBCELoss(nn.Module):
         self.dice_weight, self.bce_weight, self.per_image = dice_weight, bce_weight, per_image
         self.label_weights = list(label_weights) if label_weights is not None else None
         self.dice = DiceLoss(mode="binary", from_logits=True, ignore_index=IGNORE)
+
+    @classmethod
+    def from_config(cls, config: Any) -> DiceBCELoss:
+        """The loss a `TrusSegConfig` describes (its dice/bce weights, label weights and Dice mode)."""
+        return cls(config.dice_weight, config.bce_weight, config.label_weights, config.dice_per_image)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if labels.ndim == 3:

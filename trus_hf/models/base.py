@@ -59,7 +59,7 @@ class TrusSegmentationModel(nn.Module):
             )
         self.config = config
         self.net = self._build(config, native_config)
-        self.loss_fn = DiceBCELoss(config.dice_weight, config.bce_weight, config.label_weights, config.dice_per_image)
+        self.loss_fn = DiceBCELoss.from_config(config)
 
     # ---- architecture hooks
     def _build(self, config: TrusSegConfig, native_config: dict[str, Any] | None) -> nn.Module:

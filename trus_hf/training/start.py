@@ -105,9 +105,7 @@ def initial_model(
         label_weights=config.label_weights if labels == config.labels else None,
     )
     model.config = effective
-    model.loss_fn = type(model.loss_fn)(
-        effective.dice_weight, effective.bce_weight, effective.label_weights, effective.dice_per_image
-    )
+    model.loss_fn = type(model.loss_fn).from_config(effective)
     model.train()
     # the start's tuned thresholds belong to its weights: the new model is tuned (or not) on its own validation data
     processor.set_postprocessing()
