@@ -53,26 +53,40 @@ def test_loss_leaves_unannotated_labels_out():
     assert float(DiceBCELoss()(logits, torch.full_like(labels, IGNORE))) == 0.0
 
 
-def test_dice_per_image_weighs_a_small_lesion_as_much_as_a_large_one():
+def test_dice_modes_weigh_a_small_lesion_as_much_as_a_large_one():
     """Two images: a large lesion found exactly, a small one missed. Pooled over the batch (smp), the large one
-    decides and the Dice loss is small; per image it is the mean of 0 and 1. A lesion-free image is left to BCE,
-    IGNORE pixels to neither; with one image both agree with smp."""
+    decides and the Dice loss is small; per image it is the mean of 0 and 1; balanced (pooled, each image weighted
+    by one over its lesion area) about halfway too. A lesion-free image is left to BCE per image, but its false
+    marks count in the balanced Dice; IGNORE pixels count in neither; with one image all three agree with smp."""
     labels = torch.zeros(3, 1, 32, 32, dtype=torch.long)
     labels[0, 0, :16, :16] = 1  # 25% of the frame
     labels[1, 0, 20:22, 20:22] = 1  # 0.4%
     logits = torch.full(labels.shape, -20.0)
     logits[0, 0, :16, :16] = 20.0
     pooled = DiceBCELoss(bce_weight=0)(logits, labels)
-    per_image = DiceBCELoss(bce_weight=0, per_image=True)(logits, labels)
+    per_image = DiceBCELoss(bce_weight=0, dice_mode="image")(logits, labels)
+    balanced = DiceBCELoss(bce_weight=0, dice_mode="balanced")
     assert float(pooled) < 0.02 and float(per_image) == pytest.approx(0.5, abs=1e-4)
+    # weights 1/256 and 1/5.12 (the floor, 0.5% of 1024 pixels): Dice 2*1 / (2 + 4/5.12) -> loss 0.281
+    assert float(balanced(logits, labels)) == pytest.approx(1 - 2 / (2 + 4 / 5.12), abs=1e-4)
+    marked = logits.clone()
+    marked[2, 0, :4, :4] = 20.0  # 16 false pixels on the lesion-free image
+    assert float(DiceBCELoss(bce_weight=0, dice_mode="image")(marked, labels)) == pytest.approx(0.5, abs=1e-4)
+    assert float(balanced(marked, labels)) == pytest.approx(1 - 2 / (2 + 4 / 5.12 + 16 / 5.12), abs=1e-4)
     ignored = labels.clone()
     ignored[1] = IGNORE  # the small lesion's image not annotated: only the exact one counts
-    assert float(DiceBCELoss(bce_weight=0, per_image=True)(logits, ignored)) == pytest.approx(0.0, abs=1e-4)
+    for mode in ("image", "balanced"):
+        assert float(DiceBCELoss(bce_weight=0, dice_mode=mode)(logits, ignored)) == pytest.approx(0.0, abs=1e-4)
     torch.manual_seed(0)
     x, y = torch.randn(1, 1, 16, 16), (torch.rand(1, 1, 16, 16) > 0.7).long()
-    assert float(DiceBCELoss(per_image=True)(x, y)) == pytest.approx(float(DiceBCELoss()(x, y)), rel=1e-5)
-    assert TrusSegConfig(dice_per_image=True).dice_per_image and not TrusSegConfig().dice_per_image
-    assert create_model(TrusSegConfig(architecture="segformer", dice_per_image=True)).loss_fn.per_image
+    for mode in ("image", "balanced"):
+        assert float(DiceBCELoss(dice_mode=mode)(x, y)) == pytest.approx(float(DiceBCELoss()(x, y)), rel=1e-5)
+    assert TrusSegConfig(dice_mode="balanced").dice_mode == "balanced" and TrusSegConfig().dice_mode == "batch"
+    assert create_model(TrusSegConfig(architecture="segformer", dice_mode="image")).loss_fn.dice_mode == "image"
+    # configs saved with the flag of 2026-12-02 still load; an unknown mode is a clear error
+    assert TrusSegConfig.from_dict({"dice_per_image": True}).dice_mode == "image"
+    with pytest.raises(ValueError, match="unknown dice_mode 'pixel'; valid: batch, image, balanced"):
+        TrusSegConfig(dice_mode="pixel")
 
 
 def test_processor_keeps_an_unannotated_label_unannotated_in_the_padding():

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = ["ARCHITECTURES", "SEGFORMER_SIZES", "TrusSegConfig"]
 
 ARCHITECTURES = ("fpn", "segformer")
+DICE_MODES = ("batch", "image", "balanced")
 
 #: Mix Transformer (MiT) encoder shapes of the published Segformer b0..b5 checkpoints.
 SEGFORMER_SIZES: dict[str, dict[str, Any]] = {
@@ -43,8 +44,11 @@ class TrusSegConfig:
         pretrained_backbone: Segformer only: a Hub ID of an MiT checkpoint (e.g. ``nvidia/mit-b0``) to start from.
         num_channels: input channels (the processor replicates grayscale to this many).
         dice_weight, bce_weight: loss = dice_weight * Dice + bce_weight * BCE.
-        dice_per_image: the Dice term per image, averaged over the images that hold the label, instead of over the
-            pixels of the whole batch (where a few large lesions outweigh many small ones).
+        dice_mode: how the Dice term pools the batch (`DICE_MODES`): ``batch`` (smp's Dice over
+            every pixel of the batch, where a few large lesions outweigh many small ones), ``image`` (per image,
+            averaged over the images that hold the label) or ``balanced`` (over the batch, each image's pixels
+            weighted by one over its lesion area, so each lesion weighs about the same and a false mark on a
+            lesion-free image still counts).
         labels: the label names, one sigmoid output channel each (labels may overlap, e.g. ``["gland", "lesion"]``);
             one label (``["lesion"]``) is a binary model.
         label_weights: per-label weights of the loss (default: all 1).
@@ -64,8 +68,9 @@ class TrusSegConfig:
     num_channels: int = field(default=3, metadata={"help": "input channels (gray is replicated to this many)"})
     dice_weight: float = field(default=1.0, metadata={"help": "weight of the Dice loss"})
     bce_weight: float = field(default=1.0, metadata={"help": "weight of the BCE loss"})
-    dice_per_image: bool = field(
-        default=False, metadata={"help": "Dice per image (small lesions weigh as much as large ones), not per batch"}
+    dice_mode: str = field(
+        default="batch",
+        metadata={"help": "Dice pooling: batch (smp), image (per image) or balanced (batch, lesions weighed equally)"},
     )
     labels: list[str] = field(
         default_factory=lambda: ["lesion"],
@@ -84,6 +89,8 @@ class TrusSegConfig:
                 f"loss weights must be >= 0 and not both 0, got dice={self.dice_weight}, bce={self.bce_weight}"
             )
 
+        if self.dice_mode not in DICE_MODES:
+            raise ValueError(f"unknown dice_mode {self.dice_mode!r}; valid: {', '.join(DICE_MODES)}")
         self.labels = [str(label) for label in self.labels]
         if not self.labels or len(set(self.labels)) != len(self.labels) or not all(self.labels):
             raise ValueError(f"labels must be distinct non-empty names, got {self.labels}")
@@ -116,12 +123,15 @@ class TrusSegConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrusSegConfig:
-        """From `to_dict` output; configs saved before labels were a list (``"label": "gland"``) still load."""
+        """From `to_dict` output; configs saved before labels were a list (``"label": "gland"``) or with the
+        ``dice_per_image`` flag still load."""
         data = dict(data)
         if "label" in data:
             old = data.pop("label")
             data.setdefault("labels", [old])
             data.setdefault("primary_label", old)
+        if "dice_per_image" in data:  # configs of 2026-12-02 (a bool before the third mode)
+            data.setdefault("dice_mode", "image" if data.pop("dice_per_image") else "batch")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

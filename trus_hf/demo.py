@@ -39,6 +39,7 @@ DEMO_CONFIGS = {
         decoder_pyramid_channels=128,
         decoder_segmentation_channels=64,
         labels=DEMO_LABELS,
+        dice_mode="balanced",
     ),
     "segformer": TrusSegConfig(architecture="segformer", segformer_size="b0", labels=DEMO_LABELS),
 }

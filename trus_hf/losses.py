@@ -1,6 +1,7 @@
 """Dice + BCE for one sigmoid channel per label (smp's DiceLoss and torch's BCE with logits), weighted per label,
 with pixels marked `IGNORE` (a label not annotated on an image) left out of both terms. The Dice term is smp's,
-pooled over the batch, or per image (`DiceBCELoss(per_image=True)`).
+pooled over the batch (``dice_mode="batch"``), per image (``"image"``) or pooled with each image weighted by one over
+its lesion area (``"balanced"``).
 
 Example:
     >>> import torch
@@ -23,8 +24,13 @@ from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 
 from .arrays import IGNORE
+from .configuration import DICE_MODES
 
-__all__ = ["IGNORE", "DiceBCELoss"]
+__all__ = ["BALANCED_DICE_FLOOR", "DICE_MODES", "IGNORE", "DiceBCELoss"]
+
+#: ``balanced`` Dice: an image's weight is one over max(its lesion area, this share of its annotated pixels), so a
+#: lesion-free image weighs as much as one holding a lesion of this size (0.5% of the frame: a small phantom lesion)
+BALANCED_DICE_FLOOR = 0.005
 
 
 class DiceBCELoss(nn.Module):
@@ -32,27 +38,32 @@ class DiceBCELoss(nn.Module):
     (N, C, H, W) against 0/1 labels (N, C, H, W), or (N, H, W) for one channel; `IGNORE` pixels are left out. A
     channel without any annotated pixel in the batch contributes nothing.
 
-    ``per_image``: Dice is computed per image and averaged over the images where the label is present, so that a
-    lesion of 0.5% of the frame weighs as much as one of 10% (pooled over the batch, the large one decides). Images
-    without the label are left to BCE, as smp leaves a batch without it. smp's DiceLoss has no per-image mode
-    (it pools over the batch in binary mode), hence the few lines below."""
+    ``dice_mode``: ``batch`` is smp's Dice, pooled over every pixel of the batch (a lesion of 10% of the frame
+    decides over one of 0.5%). ``image`` computes Dice per image and averages it over the images where the label
+    is present, so small and large lesions weigh the same; images without the label are left to BCE, as smp leaves
+    a batch without it. ``balanced`` pools over the batch with each image's pixels weighted by one over its lesion
+    area (at least `BALANCED_DICE_FLOOR` of its annotated pixels): each lesion weighs about the same, as per image,
+    and a false mark on a lesion-free image still counts against the Dice, as pooled. smp's DiceLoss has neither
+    mode (it pools over the batch in binary mode), hence the few lines below."""
 
     def __init__(
         self,
         dice_weight: float = 1.0,
         bce_weight: float = 1.0,
         label_weights: Sequence[float] | None = None,
-        per_image: bool = False,
+        dice_mode: str = "batch",
     ):
         super().__init__()
-        self.dice_weight, self.bce_weight, self.per_image = dice_weight, bce_weight, per_image
+        if dice_mode not in DICE_MODES:
+            raise ValueError(f"unknown dice_mode {dice_mode!r}; valid: {', '.join(DICE_MODES)}")
+        self.dice_weight, self.bce_weight, self.dice_mode = dice_weight, bce_weight, dice_mode
         self.label_weights = list(label_weights) if label_weights is not None else None
         self.dice = DiceLoss(mode="binary", from_logits=True, ignore_index=IGNORE)
 
     @classmethod
     def from_config(cls, config: Any) -> DiceBCELoss:
         """The loss a `TrusSegConfig` describes (its dice/bce weights, label weights and Dice mode)."""
-        return cls(config.dice_weight, config.bce_weight, config.label_weights, config.dice_per_image)
+        return cls(config.dice_weight, config.bce_weight, config.label_weights, config.dice_mode)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if labels.ndim == 3:
@@ -74,19 +85,44 @@ class DiceBCELoss(nn.Module):
             if not self.dice_weight:
                 dice = x.new_zeros(())
             else:
-                dice = _dice_per_image(x, target, valid) if self.per_image else self.dice(x, target)
+                dice = self._dice(x, target, valid)
             total = total + w * (self.dice_weight * dice + self.bce_weight * bce)
             norm += w
         return total / norm if norm else logits.sum() * 0.0
 
+    def _dice(self, x: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if self.dice_mode == "image":
+            return _dice_per_image(x, target, valid)
+        if self.dice_mode == "balanced":
+            return _dice_balanced(x, target, valid)
+        return self.dice(x, target)
 
-def _dice_per_image(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Mean soft Dice loss over the images (N, 1, H, W) whose target holds the label; smp's smoothing (0) and eps."""
+
+_EPS = 1e-7  # smp's DiceLoss eps (its smoothing is 0)
+
+
+def _dice_per_image(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean soft Dice loss over the images (N, 1, H, W) whose target holds the label; smp's smoothing and eps."""
     p = torch.sigmoid(logits.float()) * valid
     t = (target == 1).float() * valid
     dims = (1, 2, 3)
     present = t.sum(dims) > 0
     if not bool(present.any()):
         return logits.sum() * 0.0
-    score = 2 * (p * t).sum(dims) / (p + t).sum(dims).clamp_min(eps)
+    score = 2 * (p * t).sum(dims) / (p + t).sum(dims).clamp_min(_EPS)
     return (1 - score[present]).mean()
+
+
+def _dice_balanced(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Soft Dice loss pooled over the batch (N, 1, H, W), image i's pixels weighted by
+    1 / max(lesion area_i, BALANCED_DICE_FLOOR * annotated pixels_i); 0 for a batch without the label, as smp."""
+    p = torch.sigmoid(logits.float()) * valid
+    t = (target == 1).float() * valid
+    dims = (1, 2, 3)
+    area = t.sum(dims)
+    if not bool((area > 0).any()):
+        return logits.sum() * 0.0
+    weight = 1.0 / torch.maximum(area, BALANCED_DICE_FLOOR * valid.sum(dims)).clamp_min(1.0)
+    inter = (weight * (p * t).sum(dims)).sum()
+    total = (weight * (p + t).sum(dims)).sum()
+    return 1 - 2 * inter / total.clamp_min(_EPS)

@@ -101,7 +101,7 @@ def initial_model(
         model.config,
         dice_weight=config.dice_weight,
         bce_weight=config.bce_weight,
-        dice_per_image=config.dice_per_image,
+        dice_mode=config.dice_mode,
         label_weights=config.label_weights if labels == config.labels else None,
     )
     model.config = effective
