@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["ARCHITECTURES", "SEGFORMER_SIZES", "TrusSegConfig"]
+__all__ = ["ARCHITECTURES", "DICE_MODES", "SEGFORMER_SIZES", "TrusSegConfig"]
 
 ARCHITECTURES = ("fpn", "segformer")
 DICE_MODES = ("batch", "image", "balanced")
@@ -44,11 +44,11 @@ class TrusSegConfig:
         pretrained_backbone: Segformer only: a Hub ID of an MiT checkpoint (e.g. ``nvidia/mit-b0``) to start from.
         num_channels: input channels (the processor replicates grayscale to this many).
         dice_weight, bce_weight: loss = dice_weight * Dice + bce_weight * BCE.
-        dice_mode: how the Dice term pools the batch (`DICE_MODES`): ``batch`` (smp's Dice over
-            every pixel of the batch, where a few large lesions outweigh many small ones), ``image`` (per image,
-            averaged over the images that hold the label) or ``balanced`` (over the batch, each image's pixels
-            weighted by one over its lesion area, so each lesion weighs about the same and a false mark on a
-            lesion-free image still counts).
+        dice_mode: how the Dice term pools the batch (`DICE_MODES`): ``batch`` (smp's Dice over every pixel of the
+            batch, where a few large lesions outweigh many small ones), ``image`` (per image, averaged over the
+            images that hold the label) or ``balanced`` (over the batch, each image's pixels weighted by one over
+            its lesion area, so each lesion weighs about the same and a false mark on a lesion-free image still
+            counts; the bundled FPN's).
         labels: the label names, one sigmoid output channel each (labels may overlap, e.g. ``["gland", "lesion"]``);
             one label (``["lesion"]``) is a binary model.
         label_weights: per-label weights of the loss (default: all 1).
@@ -88,9 +88,9 @@ class TrusSegConfig:
             raise ValueError(
                 f"loss weights must be >= 0 and not both 0, got dice={self.dice_weight}, bce={self.bce_weight}"
             )
-
         if self.dice_mode not in DICE_MODES:
             raise ValueError(f"unknown dice_mode {self.dice_mode!r}; valid: {', '.join(DICE_MODES)}")
+
         self.labels = [str(label) for label in self.labels]
         if not self.labels or len(set(self.labels)) != len(self.labels) or not all(self.labels):
             raise ValueError(f"labels must be distinct non-empty names, got {self.labels}")

@@ -47,8 +47,8 @@ DEMO_CONFIGS = {
 #: gives the same models on the same machine). Both run in bf16 where the CPU has it natively (``auto``): the FPN's
 #: 12 epochs take 26-30 min; the Segformer's 8 bf16 epochs (29 min) validated better than its 7 fp32 ones (42 min):
 #: IoU 0.562 against 0.538, lesion 0.512 against 0.502. 14 FPN epochs were tried: the best epoch was still the 12th.
-#: The bundled FPN is the run made before each epoch was seeded on its own (2026-12-01): this command now draws
-#: another FPN of the same recipe, whose figures BENCHMARKS.md gives beside the bundled one's.
+#: The FPN's Dice is lesion-size balanced (since 2026-12-03: it found 52% of the unseen default phantoms' lesions
+#: against 11% with the batch Dice; BENCHMARKS.md); the bundled FPN is what this command gave on that day's CPU.
 RECIPES = {
     "fpn": {"learning_rate": 1e-3, "epochs": 12, "mixed_precision": "auto"},
     "segformer": {"learning_rate": 6e-4, "epochs": 8, "mixed_precision": "auto"},
