@@ -17,6 +17,7 @@ from trus_hf.data import load_dataset, load_dataset_with_report, synthetic_datas
 from trus_hf.evaluation import evaluate_models
 from trus_hf.export import export_onnx
 from trus_hf.losses import DiceBCELoss
+from trus_hf.modelcard import render_model_card
 from trus_hf.prepare import import_labels
 from trus_hf.synthetic import generate_phantom
 
@@ -83,6 +84,10 @@ def test_dice_modes_weigh_a_small_lesion_as_much_as_a_large_one():
         assert float(DiceBCELoss(dice_mode=mode)(x, y)) == pytest.approx(float(DiceBCELoss()(x, y)), rel=1e-5)
     assert TrusSegConfig(dice_mode="balanced").dice_mode == "balanced" and TrusSegConfig().dice_mode == "batch"
     assert create_model(TrusSegConfig(architecture="segformer", dice_mode="image")).loss_fn.dice_mode == "image"
+    # the model card says which Dice a model was trained with
+    card = render_model_card(TrusSegConfig(labels=["gland", "lesion"], dice_mode="balanced"), metrics=None)
+    assert "Dice (pooled over the batch, each image weighted by one over its lesion area) + 1.0 × BCE" in card
+    assert "weighted by one over" not in render_model_card(TrusSegConfig(labels=["gland", "lesion"]), metrics=None)
     # configs saved with the flag of 2026-12-02 still load; an unknown mode is a clear error
     assert TrusSegConfig.from_dict({"dice_per_image": True}).dice_mode == "image"
     with pytest.raises(ValueError, match="unknown dice_mode 'pixel'; valid: batch, image, balanced"):
