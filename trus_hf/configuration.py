@@ -18,7 +18,12 @@ from typing import Any
 __all__ = ["ARCHITECTURES", "DICE_MODES", "SEGFORMER_SIZES", "TrusSegConfig"]
 
 ARCHITECTURES = ("fpn", "segformer")
-DICE_MODES = ("batch", "image", "balanced")
+#: Dice pooling modes (`trus_hf.losses.DiceBCELoss`) and how the model cards name them after "Dice"
+DICE_MODES = {
+    "batch": "",
+    "image": " per image",
+    "balanced": " (pooled over the batch, each image weighted by one over its lesion area)",
+}
 
 #: Mix Transformer (MiT) encoder shapes of the published Segformer b0..b5 checkpoints.
 SEGFORMER_SIZES: dict[str, dict[str, Any]] = {
@@ -137,6 +142,11 @@ class TrusSegConfig:
         if unknown:
             raise ValueError(f"unknown TrusSegConfig keys {unknown}; valid: {sorted(known)}")
         return cls(**data)
+
+    @property
+    def dice_description(self) -> str:
+        """What follows "Dice" in the model cards' loss line (empty for smp's batch Dice)."""
+        return DICE_MODES[self.dice_mode]
 
     @property
     def description(self) -> str:

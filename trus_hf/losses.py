@@ -101,28 +101,30 @@ class DiceBCELoss(nn.Module):
 _EPS = 1e-7  # smp's DiceLoss eps (its smoothing is 0)
 
 
-def _dice_per_image(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean soft Dice loss over the images (N, 1, H, W) whose target holds the label; smp's smoothing and eps."""
+def _dice_sums(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor):
+    """Per image of (N, 1, H, W): soft intersection, soft prediction + target, and lesion area (annotated pixels
+    only), and the number of annotated pixels."""
     p = torch.sigmoid(logits.float()) * valid
     t = (target == 1).float() * valid
     dims = (1, 2, 3)
-    present = t.sum(dims) > 0
+    return (p * t).sum(dims), (p + t).sum(dims), t.sum(dims), valid.sum(dims)
+
+
+def _dice_per_image(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean soft Dice loss over the images whose target holds the label; smp's smoothing and eps."""
+    inter, total, area, _ = _dice_sums(logits, target, valid)
+    present = area > 0
     if not bool(present.any()):
         return logits.sum() * 0.0
-    score = 2 * (p * t).sum(dims) / (p + t).sum(dims).clamp_min(_EPS)
+    score = 2 * inter / total.clamp_min(_EPS)
     return (1 - score[present]).mean()
 
 
 def _dice_balanced(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Soft Dice loss pooled over the batch (N, 1, H, W), image i's pixels weighted by
+    """Soft Dice loss pooled over the batch, image i's pixels weighted by
     1 / max(lesion area_i, BALANCED_DICE_FLOOR * annotated pixels_i); 0 for a batch without the label, as smp."""
-    p = torch.sigmoid(logits.float()) * valid
-    t = (target == 1).float() * valid
-    dims = (1, 2, 3)
-    area = t.sum(dims)
+    inter, total, area, annotated = _dice_sums(logits, target, valid)
     if not bool((area > 0).any()):
         return logits.sum() * 0.0
-    weight = 1.0 / torch.maximum(area, BALANCED_DICE_FLOOR * valid.sum(dims)).clamp_min(1.0)
-    inter = (weight * (p * t).sum(dims)).sum()
-    total = (weight * (p + t).sum(dims)).sum()
-    return 1 - 2 * inter / total.clamp_min(_EPS)
+    weight = 1.0 / torch.maximum(area, BALANCED_DICE_FLOOR * annotated).clamp_min(1.0)
+    return 1 - 2 * (weight * inter).sum() / (weight * total).sum().clamp_min(_EPS)

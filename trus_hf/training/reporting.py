@@ -16,8 +16,6 @@ from .arguments import TrainingArguments
 
 __all__ = ["finalize_run", "run_card", "write_logs"]
 
-_DICE_NAMES = {"batch": "", "image": " per image", "balanced": " (lesion-size balanced)"}
-
 
 def _plot_curves(history: list[dict[str, Any]], out_png: Path) -> None:
     import matplotlib
@@ -64,7 +62,7 @@ def run_card(
 ) -> str:
     """The model card of a checkpoint of this run: recipe, data and the metrics it was chosen or tested on."""
     training = {
-        "loss": f"{config.dice_weight} x Dice{_DICE_NAMES[config.dice_mode]} + {config.bce_weight} x BCE",
+        "loss": f"{config.dice_weight} x Dice{config.dice_description} + {config.bce_weight} x BCE",
         "optimizer": "Adam",
         "learning_rate": args.learning_rate,
         "scheduler": f"ReduceLROnPlateau(max val IoU, factor={args.lr_factor}, patience={args.lr_patience})",
