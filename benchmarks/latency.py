@@ -19,6 +19,9 @@ What each column is:
   alternately. PyTorch and ONNX Runtime are timed one after the other, not alternately: between ONNX Runtime runs
   (whose threads spin on for a while after each run) PyTorch eager FPN-resnet152 took 1,664 ms against 1,488 ms
   on its own in the same run.
+  The export also times the INT8 file with its weights' zero points offset to -1 (`offset_weight_zero_points`:
+  ONNX Runtime's integer GEMM kernels, with AMX where the CPU has it, instead of its symmetric convolution ones)
+  and keeps the faster; both of its times are printed.
   ``--variants`` adds the other quantizer settings (entropy and percentile calibration, QOperator, nothing
   excluded) and session options (spinning off, IO binding), each timed in this run.
 
@@ -32,6 +35,7 @@ latency equals a trained one's, and agreement comes from the trained models.
 """
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -140,6 +144,7 @@ def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> di
     ort32 = OnnxSegmentationModel(onnx_dir / "model.onnx", model.config)
     ort8, _ = load_model(onnx_dir, backend="onnx", onnx_file="model_int8.onnx")  # with the export's runtime choice
     row["_runtime"] = ort8.disabled_optimizers
+    row["_zero_points"] = json.loads((onnx_dir / "parity.json").read_text())["int8"]["weight_zero_point_offset"]
     row["ORT fp32"] = median_ms(lambda: ort32(xn), runs)
     row["ORT int8"] = median_ms(lambda: ort8(xn), runs)
     # timed alternately (`_paired_ms`): the VM's speed drifts by more than the differences measured here; ort8 is
@@ -234,6 +239,13 @@ def main():
             if not key.startswith("_"):
                 print(f"  {key:28} {ms:9.1f} ms  {ms / base:6.3f}x")
         print(f"  ORT int8 as exported: QDQ propagation {'off' if row['_runtime'] else 'on'} (the faster in its check)")
+        zp = row["_zero_points"]
+        if zp.get("tensors"):
+            print(
+                f"  ORT int8 weight zero points, timed side by side in its export: 0 (symmetric conv kernels) "
+                f"{zp['zero_ms']:.1f} ms, -1 (integer GEMM kernels) {zp['offset_ms']:.1f} ms "
+                f"({zp['offset_ms'] / zp['zero_ms']:.3f}x); kept: {'-1' if zp['kept'] else '0'}"
+            )
         print(f"  PyTorch eager: {row['_faults']:,} minor page faults per forward")
         s = row["_split"]
         total = sum(s.values())

@@ -125,6 +125,45 @@ def test_int8_runtime_setting_is_measured_recorded_and_applied(exported):
     assert np.array_equal(on(x).logits.numpy(), off(x).logits.numpy())
 
 
+def _weight_zero_points(path) -> list:
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    return [
+        numpy_helper.to_array(inits[n.input[2]])
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].data_type == TensorProto.INT8
+    ]
+
+
+def test_weight_zero_point_offset_is_exact(exported, tmp_path):
+    """The rewrite that sends QLinearConv to the integer GEMM kernels changes the stored weights, never the model."""
+    folder = exported["fpn"]
+    model, proc = load_model(folder, backend="onnx", onnx_file="model.onnx")
+    plain = export.quantize_int8(folder / "model.onnx", tmp_path / "plain.onnx", proc, calibration_size=2)
+    assert all(not z.any() for z in _weight_zero_points(plain))  # per-channel int8 weights are symmetric
+    assert "GroupNormalization" in {n.op_type for n in onnx.load(str(plain)).graph.node}  # kept whole, in fp32
+    offset = tmp_path / "offset.onnx"
+    changed = export.offset_weight_zero_points(plain, offset)
+    zero_points = _weight_zero_points(offset)
+    assert changed == len(zero_points) > 0 and all((z == -1).all() for z in zero_points)
+    assert export.offset_weight_zero_points(offset, tmp_path / "again.onnx") == 0  # nothing symmetric left
+    x = proc(generate_phantom(5, (160, 200)).image)["pixel_values"].numpy()
+    a = OnnxSegmentationModel(plain, model.config)(x).logits.numpy()
+    b = OnnxSegmentationModel(offset, model.config)(x).logits.numpy()
+    assert np.array_equal(a, b)
+
+
+def test_weight_zero_point_choice_is_measured_and_kept_in_the_file(exported):
+    info = json.loads((exported["fpn"] / "parity.json").read_text())
+    choice = info["int8"]["weight_zero_point_offset"]
+    assert choice["tensors"] > 0 and choice["zero_ms"] > 0 and choice["offset_ms"] > 0
+    assert choice["kept"] == (choice["offset_ms"] < choice["zero_ms"])
+    zero_points = _weight_zero_points(exported["fpn"] / "model_int8.onnx")
+    assert all((z == (-1 if choice["kept"] else 0)).all() for z in zero_points)
+
+
 def test_malformed_runtime_settings_are_a_clear_error(exported, tmp_path):
     folder = tmp_path / "bad_runtime"
     folder.mkdir()
@@ -179,6 +218,17 @@ def test_folded_segformer_computes_the_same_logits(saved_models):
     x = torch.randn(2, 3, 96, 128)
     with torch.inference_mode():
         assert float((model(x).logits - folded(x)).abs().max()) <= 1e-4
+
+
+def test_summed_fpn_computes_the_same_logits(saved_models, exported):
+    model, _ = load_model(saved_models["fpn"])
+    summed = model.inference_module()
+    assert type(summed).__name__ == "SummedFPN"
+    x = torch.randn(2, 3, 96, 128)
+    with torch.inference_mode():
+        assert float((model(x).logits - summed(x)).abs().max()) <= 1e-5
+    ops = {n.op_type for n in onnx.load(str(exported["fpn"] / "model.onnx")).graph.node}
+    assert "ReduceSum" not in ops and "GroupNormalization" in ops  # branches added, not stacked and reduced
 
 
 def test_served_exports_follow_a_retuned_processor(saved_models, tmp_path):

@@ -218,6 +218,12 @@ def cmd_export_onnx(a: argparse.Namespace) -> None:
             ms = q["qdq_propagation_ms"]
             state = "off" if info.get("runtime", {}).get("model_int8.onnx") else "on"
             print(f"ONNX Runtime's QDQ propagation: on {ms['on']:.1f} ms, off {ms['off']:.1f} ms; runs with it {state}")
+        offset = q.get("weight_zero_point_offset", {})
+        if offset.get("tensors"):
+            print(
+                f"Weights with zero point 0 (symmetric convolution kernels) {offset['zero_ms']:.1f} ms, offset to -1 "
+                f"(integer GEMM kernels) {offset['offset_ms']:.1f} ms; kept: {'offset' if offset['kept'] else 'zero'}"
+            )
 
 
 def cmd_push(a: argparse.Namespace) -> None:
