@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 
-from trus_hf import SegmentationPipeline, export, load_model
+from trus_hf import SegmentationPipeline, export, load_model, onnx_graph
 from trus_hf.cli import main
 from trus_hf.export import INT8_AGREEMENT_TARGET, INT8_MAX_TIME_RATIO
 from trus_hf.metrics import binary_metrics
@@ -145,10 +145,10 @@ def test_weight_zero_point_offset_is_exact(exported, tmp_path):
     assert all(not z.any() for z in _weight_zero_points(plain))  # per-channel int8 weights are symmetric
     assert "GroupNormalization" in {n.op_type for n in onnx.load(str(plain)).graph.node}  # kept whole, in fp32
     offset = tmp_path / "offset.onnx"
-    changed = export.offset_weight_zero_points(plain, offset)
+    changed = onnx_graph.offset_weight_zero_points(plain, offset)
     zero_points = _weight_zero_points(offset)
     assert changed == len(zero_points) > 0 and all((z == -1).all() for z in zero_points)
-    assert export.offset_weight_zero_points(offset, tmp_path / "again.onnx") == 0  # nothing symmetric left
+    assert onnx_graph.offset_weight_zero_points(offset, tmp_path / "again.onnx") == 0  # nothing symmetric left
     x = proc(generate_phantom(5, (160, 200)).image)["pixel_values"].numpy()
     a = OnnxSegmentationModel(plain, model.config)(x).logits.numpy()
     b = OnnxSegmentationModel(offset, model.config)(x).logits.numpy()
@@ -218,6 +218,27 @@ def test_folded_segformer_computes_the_same_logits(saved_models):
     x = torch.randn(2, 3, 96, 128)
     with torch.inference_mode():
         assert float((model(x).logits - folded(x)).abs().max()) <= 1e-4
+
+
+def test_segformer_attention_runs_fused_with_the_same_logits(saved_models, exported, tmp_path):
+    model, proc = load_model(saved_models["segformer"])
+    plain = tmp_path / "plain.onnx"
+    export._torch_export(model.float().eval(), plain, torch.randn(2, 3, *proc.canvas_size), export.DEFAULT_OPSET)
+    ops = [n.op_type for n in onnx.load(str(plain)).graph.node]
+    fused_path = tmp_path / "fused.onnx"
+    assert onnx_graph.fuse_multihead_attention(plain, fused_path) == ops.count("Attention") > 0
+    fused = [n.op_type for n in onnx.load(str(fused_path)).graph.node]
+    assert "Attention" not in fused and fused.count("MultiHeadAttention") == ops.count("Attention")
+    assert fused.count("Transpose") < ops.count("Transpose")  # the head split and merge are gone with it
+    x = np.concatenate([proc(generate_phantom(s, (160, 200)).image)["pixel_values"].numpy() for s in (6, 7)])
+    a = OnnxSegmentationModel(plain, model.config)(x).logits.numpy()
+    b = OnnxSegmentationModel(fused_path, model.config)(x).logits.numpy()
+    assert np.abs(a - b).max() <= 1e-4
+    info = json.loads((exported["segformer"] / "parity.json").read_text())  # the export fuses, and says so
+    assert info["fused_attention"] == ops.count("Attention")
+    exported_ops = {n.op_type for n in onnx.load(str(exported["segformer"] / "model.onnx")).graph.node}
+    assert "MultiHeadAttention" in exported_ops and "Attention" not in exported_ops
+    assert onnx_graph.fuse_multihead_attention(exported["fpn"] / "model.onnx", tmp_path / "fpn.onnx") == 0
 
 
 def test_summed_fpn_computes_the_same_logits(saved_models, exported):

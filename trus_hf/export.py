@@ -27,6 +27,7 @@ from .image_processing import TrusImageProcessor
 from .metrics import binary_metrics
 from .modelcard import render_model_card
 from .models.onnx_runtime import EXPORT_INFO, OnnxSegmentationModel
+from .onnx_graph import fuse_multihead_attention, offset_weight_zero_points
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -242,44 +243,6 @@ def quantize_int8(
     return out_path
 
 
-def offset_weight_zero_points(path: str | Path, out_path: str | Path) -> int:
-    """Writes ``path``'s QDQ model to ``out_path`` with its symmetric int8 weights (zero point 0) stored as the same
-    values with zero point -1, every quantized value less one: ``(q - 1 - (-1)) * scale = q * scale``, exactly.
-    Returns how many weight tensors changed (a tensor holding -128, or shared between nodes, stays as it is).
-
-    Why: ONNX Runtime runs a QLinearConv whose weight zero points are all 0 on MLAS's symmetric convolution kernels
-    (AVX2 / AVX512-VNNI), any other through im2col and MLAS's integer GEMM, which has AMX kernels. On a CPU with AMX
-    the GEMM path ran FPN-resnet152 ~8% faster at 768x768; without AMX the symmetric kernels are the fast ones, so the
-    export times both on the machine it runs on (`_zero_point_choice`)."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
-    changed = 0
-    for node in graph.node:
-        if node.op_type != "DequantizeLinear" or len(node.input) < 3:
-            continue
-        weight, zero = inits.get(node.input[0]), inits.get(node.input[2])
-        if weight is None or zero is None or weight.data_type != onnx.TensorProto.INT8:
-            continue
-        if uses[weight.name] != 1 or uses[zero.name] != 1:
-            continue
-        q, z = numpy_helper.to_array(weight), numpy_helper.to_array(zero)
-        if z.any() or q.min() == -128:
-            continue
-        weight.CopyFrom(numpy_helper.from_array((q.astype(np.int16) - 1).astype(np.int8), weight.name))
-        zero.CopyFrom(numpy_helper.from_array(np.full_like(z, -1), zero.name))
-        changed += 1
-    onnx.save(model, str(out_path))
-    return changed
-
-
 def mask_agreement(reference: Any, candidate: Any, processor: TrusImageProcessor, frames: list[np.ndarray]) -> dict:
     """Per label, the mean and minimum IoU between two models' masks through the prediction pipeline (a frame
     where both masks are empty agrees fully), plus the worst label's figures."""
@@ -453,6 +416,7 @@ def export_onnx(
     with atomic_dir(out_dir) as tmp:
         t0 = time.perf_counter()
         info["exporter"] = _torch_export(model, tmp / "model.onnx", example, opset)
+        info["fused_attention"] = fuse_multihead_attention(tmp / "model.onnx")
         info["export_seconds"] = round(time.perf_counter() - t0, 1)
         onnx.checker.check_model(str(tmp / "model.onnx"))
         (tmp / "config.json").write_text(json.dumps(model.config_dict(), indent=2, sort_keys=True) + "\n")
