@@ -35,7 +35,6 @@ __all__ = [
     "ensure_onnx",
     "export_onnx",
     "mask_agreement",
-    "offset_weight_zero_points",
     "quantize_int8",
 ]
 
@@ -312,6 +311,8 @@ def _zero_point_choice(int8_path: Path, config: Any, x: np.ndarray) -> dict[str,
     zero, shifted = OnnxSegmentationModel(int8_path, config), OnnxSegmentationModel(offset, config)
     same = np.allclose(zero(x).logits.numpy(), shifted(x).logits.numpy(), rtol=0, atol=1e-5)
     zero_ms, offset_ms = _paired_ms(zero, shifted, x)
+    if not same:  # exact by construction: a difference means a kernel bug, and the file stays as it was
+        logger.warning("INT8 logits changed with weight zero points offset; keeping zero points 0")
     kept = same and offset_ms < zero_ms
     del zero, shifted
     if kept:
