@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["ARCHITECTURES", "DICE_MODES", "SEGFORMER_SIZES", "TrusSegConfig"]
+__all__ = ["ARCHITECTURES", "DICE_MODES", "SEGFORMER_SIZES", "TrusSegConfig", "check_dice_mode"]
 
 ARCHITECTURES = ("fpn", "segformer")
 #: Dice pooling modes (`trus_hf.losses.DiceBCELoss`) and how the model cards name them after "Dice"
@@ -24,6 +24,14 @@ DICE_MODES = {
     "image": " per image",
     "balanced": " (pooled over the batch, each image weighted by one over its lesion area)",
 }
+
+
+def check_dice_mode(mode: str) -> str:
+    """``mode`` if it is one of `DICE_MODES`, else a `ValueError` naming the valid ones."""
+    if mode not in DICE_MODES:
+        raise ValueError(f"unknown dice_mode {mode!r}; valid: {', '.join(DICE_MODES)}")
+    return mode
+
 
 #: Mix Transformer (MiT) encoder shapes of the published Segformer b0..b5 checkpoints.
 SEGFORMER_SIZES: dict[str, dict[str, Any]] = {
@@ -93,8 +101,7 @@ class TrusSegConfig:
             raise ValueError(
                 f"loss weights must be >= 0 and not both 0, got dice={self.dice_weight}, bce={self.bce_weight}"
             )
-        if self.dice_mode not in DICE_MODES:
-            raise ValueError(f"unknown dice_mode {self.dice_mode!r}; valid: {', '.join(DICE_MODES)}")
+        check_dice_mode(self.dice_mode)
 
         self.labels = [str(label) for label in self.labels]
         if not self.labels or len(set(self.labels)) != len(self.labels) or not all(self.labels):

@@ -24,7 +24,7 @@ from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 
 from .arrays import IGNORE
-from .configuration import DICE_MODES
+from .configuration import DICE_MODES, check_dice_mode
 
 __all__ = ["BALANCED_DICE_FLOOR", "DICE_MODES", "IGNORE", "DiceBCELoss"]
 
@@ -54,9 +54,8 @@ class DiceBCELoss(nn.Module):
         dice_mode: str = "batch",
     ):
         super().__init__()
-        if dice_mode not in DICE_MODES:
-            raise ValueError(f"unknown dice_mode {dice_mode!r}; valid: {', '.join(DICE_MODES)}")
-        self.dice_weight, self.bce_weight, self.dice_mode = dice_weight, bce_weight, dice_mode
+        self.dice_weight, self.bce_weight = dice_weight, bce_weight
+        self.dice_mode = check_dice_mode(dice_mode)
         self.label_weights = list(label_weights) if label_weights is not None else None
         self.dice = DiceLoss(mode="binary", from_logits=True, ignore_index=IGNORE)
 
