@@ -35,7 +35,6 @@ latency equals a trained one's, and agreement comes from the trained models.
 """
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -139,12 +138,12 @@ def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> di
     model = model.to(memory_format=torch.contiguous_format)
     folder = tmp / name
     model.save_pretrained(folder / "pt", processor=proc)
-    export_onnx(folder / "pt", folder / "onnx", int8=True, calibration_size=8, verify=False)
+    info = export_onnx(folder / "pt", folder / "onnx", int8=True, calibration_size=8, verify=False)
     onnx_dir = folder / "onnx"
     ort32 = OnnxSegmentationModel(onnx_dir / "model.onnx", model.config)
     ort8, _ = load_model(onnx_dir, backend="onnx", onnx_file="model_int8.onnx")  # with the export's runtime choice
     row["_runtime"] = ort8.disabled_optimizers
-    row["_zero_points"] = json.loads((onnx_dir / "parity.json").read_text())["int8"]["weight_zero_point_offset"]
+    row["_zero_points"] = info["int8"]["weight_zero_point_offset"]
     row["ORT fp32"] = median_ms(lambda: ort32(xn), runs)
     row["ORT int8"] = median_ms(lambda: ort8(xn), runs)
     # timed alternately (`_paired_ms`): the VM's speed drifts by more than the differences measured here; ort8 is

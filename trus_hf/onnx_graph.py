@@ -10,6 +10,7 @@ weight-layout pass.
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def fuse_multihead_attention(path: str | Path, out_path: str | Path | None = Non
 
     model = onnx.load(str(path))
     graph = model.graph
+    if not any(n.op_type == "Attention" for n in graph.node):  # FPN: no shape inference, no rewrite of the file
+        if out_path is not None and Path(out_path) != Path(path):
+            shutil.copyfile(path, out_path)
+        return 0
     shapes, infos = {}, {}
     for vi in onnx.shape_inference.infer_shapes(model).graph.value_info:
         dims = vi.type.tensor_type.shape.dim
@@ -59,7 +64,7 @@ def fuse_multihead_attention(path: str | Path, out_path: str | Path | None = Non
         users = consumers.get(name, [])
         return users[0] if len(users) == 1 and users[0].op_type == op_type else None
 
-    fused, dropped, added, outputs = 0, set(), {}, {}
+    dropped, fused, outputs = set(), {}, {}  # ids of the nodes removed, of those replaced (-> new node)
     for node in graph.node:
         if node.op_type != "Attention" or node.domain not in ("", "ai.onnx") or len(node.input) != 3:
             continue
@@ -99,17 +104,16 @@ def fuse_multihead_attention(path: str | Path, out_path: str | Path | None = Non
             num_heads=channels // head_size,
             **({"scale": float(scale)} if scale else {}),
         )
-        dropped.update(id(n) for n in [*split, node, back, *([after] if after is not None else [])])
-        added[id(node)] = mha
+        dropped.update(id(n) for n in [*split, back, *([after] if after is not None else [])])
+        fused[id(node)] = mha
         # ONNX's shape inference does not know the contrib op: declare its output (the query's shape), so that the
         # quantizer's shape inference carries on past it
         declared = onnx.ValueInfoProto()
         declared.CopyFrom(infos[sources[0]])
         declared.name = back.output[0]
         outputs[back.output[0]] = declared
-        fused += 1
     if fused:
-        kept = [added.get(id(n), n) for n in graph.node if id(n) not in dropped or id(n) in added]
+        kept = [fused.get(id(n), n) for n in graph.node if id(n) not in dropped]
         del graph.node[:]
         graph.node.extend(_without_dead_nodes(kept, {o.name for o in graph.output}))
         read = {i for n in graph.node for i in n.input}
@@ -123,7 +127,7 @@ def fuse_multihead_attention(path: str | Path, out_path: str | Path | None = Non
         if not any(op.domain == "com.microsoft" for op in model.opset_import):
             model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(out_path or path))
-    return fused
+    return len(fused)
 
 
 def _without_dead_nodes(nodes: list, outputs: set[str]) -> list:
