@@ -147,8 +147,9 @@ def offset_weight_zero_points(path: str | Path, out_path: str | Path) -> int:
 
     Why: ONNX Runtime runs a QLinearConv whose weight zero points are all 0 on MLAS's symmetric convolution kernels
     (AVX2 / AVX512-VNNI), any other through im2col and MLAS's integer GEMM, which has AMX kernels. On a CPU with AMX
-    the GEMM path ran FPN-resnet152 ~8% faster at 768x768; without AMX the symmetric kernels are the fast ones, so the
-    export times both on the machine it runs on."""
+    the GEMM path ran FPN-resnet152 ~8% faster at 768x768; without AMX the symmetric kernels are the fast ones, and
+    without VNNI the GEMM's AVX2 kernel saturates pairs of products in 16 bits, so its results differ: the export
+    times both files and compares their logits on the machine it runs on (`trus_hf.export`)."""
     import onnx
     from onnx import numpy_helper
 
