@@ -1,15 +1,19 @@
+import copy
 import json
 
 import numpy as np
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
+from transformers import SegformerForSemanticSegmentation
 
 from trus_hf import SegmentationPipeline, export, load_model, onnx_graph
 from trus_hf.cli import main
 from trus_hf.export import INT8_AGREEMENT_TARGET, INT8_MAX_TIME_RATIO
 from trus_hf.metrics import binary_metrics
 from trus_hf.models.onnx_runtime import OnnxSegmentationModel
+from trus_hf.models.segformer import FoldedSegformer
 from trus_hf.synthetic import generate_phantom
 
 
@@ -256,6 +260,14 @@ def test_folded_segformer_computes_the_same_logits(saved_models, exported):
         for shape in ((2, 3, 96, 128), (1, 3, 100, 77)):
             x = torch.randn(*shape)
             assert float((model(x).logits - folded(x)).abs().max()) <= 1e-4
+    # even patch sizes make a stage's size no exact fraction of the input's: the target sizes are kept there
+    config = copy.deepcopy(model.net.config)
+    config.patch_sizes = [k + 1 for k in config.patch_sizes]
+    even = SegformerForSemanticSegmentation(config).eval()
+    x = torch.randn(1, 3, 96, 128)
+    with torch.inference_mode():
+        reference = F.interpolate(even(pixel_values=x).logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        assert float((reference - FoldedSegformer(even)(x)).abs().max()) <= 1e-4
     graph = onnx.load(str(exported["segformer"] / "model.onnx")).graph
     constants = {t.name for t in graph.initializer}
     constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}

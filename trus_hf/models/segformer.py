@@ -164,6 +164,8 @@ class FoldedSegformer(nn.Module):
                     setattr(parent, name, ChannelsFirstMixFFN(child))
         strides = list(net.config.strides)
         self.stride = math.prod(strides)  # input pixels per pixel of the last stage
+        # a stage (kernel k, stride s, padding k // 2) maps s * m pixels to exactly m when k is odd, to m + 1 when even
+        self.exact_when_divisible = all(k % 2 == 1 for k in net.config.patch_sizes)
         # each stage's upsampling factor to the first stage's resolution, and the first stage's to the input's
         self.factors = [float(math.prod(strides[1 : i + 1])) for i in range(len(strides))]
         self.input_factor = float(strides[0])
@@ -186,7 +188,8 @@ class FoldedSegformer(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         states = self.encoder(pixel_values, output_hidden_states=True).hidden_states
-        exact = pixel_values.shape[-2] % self.stride == 0 and pixel_values.shape[-1] % self.stride == 0
+        h, w = pixel_values.shape[-2:]
+        exact = self.exact_when_divisible and h % self.stride == 0 and w % self.stride == 0
 
         def upsample(x: torch.Tensor, factor: float, size) -> torch.Tensor:
             if exact:  # the same coordinates as by size here; constant scales for the exported graph
