@@ -111,8 +111,8 @@ class ChannelsFirstMixFFN(nn.Module):
 
     transformers' Mix-FFN works on (B, N, C) tokens and transposes its 4x-wide hidden map to (B, 4C, H, W) for the
     depthwise convolution and back; here the block's C-wide input and output are transposed instead, and the biases
-    ride in the convolutions, which ONNX Runtime runs in its blocked layout: Segformer-b0 at 768x768 0.84x in ONNX
-    Runtime (BENCHMARKS.md, "Inference latency")."""
+    ride in the convolutions, which ONNX Runtime runs in its blocked layout: Segformer-b0 at 768x768 0.84-0.87x in
+    ONNX Runtime (BENCHMARKS.md, "Inference latency")."""
 
     def __init__(self, mlp: SegformerMixMLP):
         super().__init__()
