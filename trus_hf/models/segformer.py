@@ -166,8 +166,8 @@ class FoldedSegformer(nn.Module):
         self.stride = math.prod(strides)  # input pixels per pixel of the last stage
         # a stage (kernel k, stride s, padding k // 2) maps s * m pixels to exactly m when k is odd, to m + 1 when even
         self.exact_when_divisible = all(k % 2 == 1 for k in net.config.patch_sizes)
-        # each stage's upsampling factor to the first stage's resolution, and the first stage's to the input's
-        self.factors = [float(math.prod(strides[1 : i + 1])) for i in range(len(strides))]
+        # each later stage's upsampling factor to the first stage's resolution, and the first stage's to the input's
+        self.factors = [float(math.prod(strides[1 : i + 1])) for i in range(1, len(strides))]
         self.input_factor = float(strides[0])
         bn = head.batch_norm
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -198,7 +198,7 @@ class FoldedSegformer(nn.Module):
 
         size = states[0].shape[-2:]
         fused = self.projections[0](states[0]) + self.bias
-        for proj, state, factor in zip(self.projections[1:], states[1:], self.factors[1:]):
+        for proj, state, factor in zip(self.projections[1:], states[1:], self.factors):
             fused = fused + upsample(proj(state), factor, size)
         logits = self.classifier(self.activation(fused))
         return upsample(logits, self.input_factor, pixel_values.shape[-2:])
