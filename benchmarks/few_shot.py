@@ -4,7 +4,7 @@ CPU budget, and three starts side by side in one run.
     python benchmarks/few_shot.py [--busbra ../shared/data/busbra] [--models fpn] [--budgets 2 5 10]
                                   [--seeds 0 1 2] [--out runs/few_shot] [--augment-strength 2] [--tune]
                                   [--mixed-precision auto] [--encoder-lr-factor 0.3] [--starts bundled]
-                                  [--models-dir my_demo_models]
+                                  [--models-dir my_demo_models] [--starts scratch bundled kfold --folds 5] [--tta]
 
 Target domain: BUS-BRA's Toshiba Aplio 300 frames (139, held out of `trus-hf demo-models`), split by case into 96
 frames for training (16 of them, by case, for choosing the best checkpoint) and the rest for testing. Per model,
@@ -12,7 +12,13 @@ budget (wall minutes of training on this machine) and seed:
 
 - ``scratch``: the bundled model's architecture and labels with random weights (no ImageNet download here);
 - ``bundled``: fine-tuned from the bundled start (``--init_from trus_hf/demo_models/<model>``);
-- ``zero-shot``: the bundled start as it is (no training; once per model).
+- ``zero-shot``: the bundled start as it is (no training; once per model);
+- ``kfold`` (opt-in): the same budget split over a ``--folds``-fold cross-validation of the 96 frames from the bundled
+  start (``train_fpn.py --init_from ... --folds K --max_train_minutes budget/K``), its fold models scored as one
+  ensemble (the probabilities averaged, `SegmentationPipeline` with every fold's model): every frame trains K - 1 of
+  the models and chooses the checkpoint of one.
+
+``--tta`` scores every model with horizontal-flip test-time augmentation (`trus-hf predict --tta`).
 
 ``--models-dir`` puts another folder of starts (``<dir>/fpn``, ``<dir>/segformer``, e.g. what ``trus-hf demo-models
 --out <dir>`` trained) in place of the bundled ones, for both ``bundled`` and ``zero-shot``.
@@ -33,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from trus_hf import SegmentationPipeline, load_model
+from trus_hf.data import group_kfold
 from trus_hf.data.busbra import load_busbra
 from trus_hf.demo import DEMO_CONFIGS, DEMO_LABELS, DEMO_MODELS_DIR, HELD_OUT_DEVICE, IMAGE_SIZE
 from trus_hf.evaluation import bootstrap_ci, evaluate_dataset, of_label, tune_postprocessing
@@ -66,11 +73,12 @@ def split_by_case(ds, seed: int = 0):
     return fit_idx, val_idx, test_idx
 
 
-def score(model_dir, test_ds, tune_ds=None) -> dict:
-    """Test lesion Dice and IoU; with ``tune_ds`` (the run's validation frames) the post-processing is tuned on it
-    first, as `trus-hf tune-postprocessing` does."""
-    model, proc = load_model(model_dir)
-    pipe = SegmentationPipeline(model, proc, device="cpu")
+def score(model_dirs, test_ds, tune_ds=None, tta: bool = False) -> dict:
+    """Test lesion Dice and IoU of one model folder, or of several as an ensemble; with ``tune_ds`` (the run's
+    validation frames) the post-processing is tuned on it first, as `trus-hf tune-postprocessing` does."""
+    loaded = [load_model(d) for d in ([model_dirs] if isinstance(model_dirs, (str, Path)) else model_dirs)]
+    proc = loaded[0][1]
+    pipe = SegmentationPipeline([m for m, _ in loaded], proc, device="cpu", tta_flip=tta)
     out = {}
     if tune_ds is not None:
         tuned = tune_postprocessing(pipe, tune_ds, desc="tuning")
@@ -103,6 +111,27 @@ def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir: Path =
         init_from=str(models_dir / name) if start == "bundled" else None,
     )
     return train(DEMO_CONFIGS[name], args, fit_ds, val_ds)  # the same architecture and labels for both starts
+
+
+def fine_tune_kfold(name, budget, seed, k, train_ds, out, models_dir: Path = DEMO_MODELS_DIR, **options):
+    """K runs from the bundled start, one per fold of ``train_ds`` (by case), budget / K minutes each; returns the
+    fold models' folders and the epochs each ran."""
+    dirs, epochs = [], []
+    for i, (tr, va) in enumerate(group_kfold(train_ds, k=k, seed=seed), 1):
+        s = fine_tune(
+            name,
+            "bundled",
+            budget / k,
+            seed,
+            train_ds.select(tr),
+            train_ds.select(va),
+            out / f"fold_{i}",
+            models_dir,
+            **options,
+        )
+        dirs.append(s["model_dir"])
+        epochs.append(s["epochs_run"])
+    return dirs, epochs
 
 
 def plot(results, path):
@@ -151,9 +180,12 @@ def main():
         "--starts",
         nargs="+",
         default=["scratch", "bundled"],
-        choices=["scratch", "bundled"],
-        help="which trained starts to run (both by default: the gain needs both)",
+        choices=["scratch", "bundled", "kfold"],
+        help="which trained starts to run (scratch and bundled by default: the gain needs both; kfold: the bundled "
+        "start's --folds fold models as an ensemble, the budget split over them)",
     )
+    ap.add_argument("--folds", type=int, default=5, help="folds of the kfold start (default 5)")
+    ap.add_argument("--tta", action="store_true", help="score every model with horizontal-flip TTA")
     ap.add_argument(
         "--models-dir",
         type=Path,
@@ -162,44 +194,54 @@ def main():
     )
     a = ap.parse_args()
     a.starts = list(dict.fromkeys(a.starts))  # each start once, in the order given
-    both = len(a.starts) == 2  # the gain over scratch needs both starts
+    if a.folds < 2:
+        raise SystemExit(f"--folds must be >= 2, got {a.folds}")
+    gains = [s for s in a.starts if s != "scratch"] if "scratch" in a.starts else []  # each start - scratch
     out = Path(a.out)
     if not (Path(a.busbra) / "bus_data.csv").is_file():
         raise SystemExit(f"{a.busbra}: BUS-BRA not found (pass --busbra)")
     ds = load_busbra(a.busbra, devices=[HELD_OUT_DEVICE], labels=DEMO_LABELS)
     fit_idx, val_idx, test_idx = split_by_case(ds)
     fit_ds, val_ds, test_ds = ds.select(fit_idx), ds.select(val_idx), ds.select(test_idx)
+    train_ds = ds.select(sorted(fit_idx + val_idx))  # the kfold start's 96 frames
     print(f"{HELD_OUT_DEVICE}: {len(ds)} frames -> {len(fit_idx)} fit + {len(val_idx)} val, {len(test_idx)} test")
     options = {"augment_strength": a.augment_strength, "mixed_precision": a.mixed_precision}
     results: dict = {}
     started = time.time()
     for name in a.models:
-        results[(name, "zero-shot")] = [{"budget": 0, "seed": None, **score(a.models_dir / name, test_ds)}]
+        results[(name, "zero-shot")] = [{"budget": 0, "seed": None, **score(a.models_dir / name, test_ds, tta=a.tta)}]
         for budget in a.budgets:
             for seed in a.seeds:
                 for start in a.starts:
                     run_dir = out / f"{name}_{start}_{budget:g}min_seed{seed}"
-                    # a lower encoder learning rate only means something for a trained encoder: scratch keeps 1
-                    lr_factor = a.encoder_lr_factor if start == "bundled" else 1.0
-                    summary = fine_tune(
-                        name,
-                        start,
-                        budget,
-                        seed,
-                        fit_ds,
-                        val_ds,
-                        run_dir,
-                        models_dir=a.models_dir,
-                        encoder_lr_factor=lr_factor,
-                        **options,
-                    )
-                    row = {
-                        "budget": budget,
-                        "seed": seed,
-                        "epochs": summary["epochs_run"],
-                        "mixed_precision": summary["mixed_precision"],
-                    }
-                    row.update(score(summary["model_dir"], test_ds, val_ds if a.tune else None))
+                    if start == "kfold":
+                        dirs, epochs = fine_tune_kfold(
+                            name, budget, seed, a.folds, train_ds, run_dir, a.models_dir, **options
+                        )
+                        row = {"budget": budget, "seed": seed, "epochs": epochs, "mixed_precision": a.mixed_precision}
+                        row.update(score(dirs, test_ds, tta=a.tta))  # the ensemble, untuned
+                    else:
+                        # a lower encoder learning rate only means something for a trained encoder: scratch keeps 1
+                        lr_factor = a.encoder_lr_factor if start == "bundled" else 1.0
+                        summary = fine_tune(
+                            name,
+                            start,
+                            budget,
+                            seed,
+                            fit_ds,
+                            val_ds,
+                            run_dir,
+                            models_dir=a.models_dir,
+                            encoder_lr_factor=lr_factor,
+                            **options,
+                        )
+                        row = {
+                            "budget": budget,
+                            "seed": seed,
+                            "epochs": summary["epochs_run"],
+                            "mixed_precision": summary["mixed_precision"],
+                        }
+                        row.update(score(summary["model_dir"], test_ds, val_ds if a.tune else None, tta=a.tta))
                     results.setdefault((name, start), []).append(row)
                     print(f"{name} {start} {budget:g} min seed {seed}: Dice {row['dice']:.3f}", flush=True)
     print(f"\ntest lesion Dice / IoU on {len(test_idx)} {HELD_OUT_DEVICE} frames (95% bootstrap CI over frames)")
@@ -210,13 +252,14 @@ def main():
                 f"  {name:9} {start:9} {r['budget']:4g} min seed {r['seed']}: Dice {r['dice']:.3f} [{lo:.3f}, "
                 f"{hi:.3f}], IoU {r['iou']:.3f}, epochs {r.get('epochs', 0)}"
             )
-    print("\nmean over seeds" + (" (bundled - scratch)" if both else ""))
+    print("\nmean over seeds" + (f" ({', '.join(f'{s} - scratch' for s in gains)})" if gains else ""))
     for name in a.models:
         for budget in a.budgets:
             mean = {
                 s: float(np.mean([r["dice"] for r in results[(name, s)] if r["budget"] == budget])) for s in a.starts
             }
-            gain = f" ({mean['bundled'] - mean['scratch']:+.3f})" if both else ""
+            diffs = ", ".join(f"{mean[s] - mean['scratch']:+.3f}" for s in gains)
+            gain = f" ({diffs})" if gains else ""
             print(
                 f"  {name} {budget:g} min: {', '.join(f'{s} {v:.3f}' for s, v in mean.items())}{gain}; "
                 f"zero-shot {results[(name, 'zero-shot')][0]['dice']:.3f}"
