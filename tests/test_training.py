@@ -1,15 +1,18 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT, TINY_FPN
 
 from trus_hf import SegmentationPipeline, load_model
+from trus_hf.pipeline import kfold_members
 from trus_hf.synthetic import generate_phantom
 
 TINY = [
@@ -84,6 +87,16 @@ def test_segformer_kfold_writes_summary_and_fold_models_form_an_ensemble(tmp_pat
     assert (out / "kfold_metrics.csv").is_file()
     pipe = SegmentationPipeline.from_pretrained([out / "fold_1" / "model", out / "fold_2" / "model"])
     assert len(pipe.models) == 2 and pipe(generate_phantom(1, (70, 70)).image).mask.shape == (70, 70)
+    # the run's folder is that ensemble: the same probabilities as the fold models listed one by one
+    whole = SegmentationPipeline.from_pretrained(out, tta_flip=True)
+    listed = SegmentationPipeline.from_pretrained([out / "fold_1" / "model", out / "fold_2" / "model"], tta_flip=True)
+    image = generate_phantom(2, (70, 70)).image
+    assert len(whole.models) == 2
+    np.testing.assert_allclose(whole(image).probabilities, listed(image).probabilities, atol=1e-6)
+    assert kfold_members(out / "fold_1" / "model") is None  # a model folder is itself
+    shutil.rmtree(out / "fold_2" / "model")
+    with pytest.raises(ValueError, match=r"a 2-fold run, but fold model\(s\) missing: .*fold_2"):
+        SegmentationPipeline.from_pretrained(out)
 
 
 def test_kill_9_at_three_random_moments_then_resume_finishes_cleanly(tmp_path):

@@ -126,7 +126,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     if len(set(names)) != len(names):
         names = [f"{n}_{i}" for i, n in enumerate(names, 1)]
     pipes = {
-        n: SegmentationPipeline.from_pretrained(m, backend=a.backend, threshold=a.threshold)
+        n: SegmentationPipeline.from_pretrained(m, backend=a.backend, threshold=a.threshold, tta_flip=a.tta)
         for n, m in zip(names, a.model)
     }
     # phantoms know every label: a synthetic source is scored on all the models' labels unless told otherwise
@@ -331,7 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth, parser=s)
 
     s = sub.add_parser("predict", help="predict masks for a file or a folder")
-    s.add_argument("--model", required=True, nargs="+", help="model folder(s) or Hub ID(s); several = ensemble")
+    s.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        help="model folder(s) or Hub ID(s); several = ensemble, as is a k-fold run's output folder (its fold models)",
+    )
     s.add_argument("--input", required=True, help="image file or folder")
     s.add_argument("--out", required=True, help="output folder (masks/, overlays/, predictions.csv)")
     s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
@@ -349,7 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train, passthrough=True, parser=s, long_job=True)
 
     s = sub.add_parser("evaluate", help="evaluate and compare models; writes an HTML report")
-    s.add_argument("--model", required=True, action="append", help="model folder or Hub ID (repeat to compare)")
+    s.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        help="model folder or Hub ID (repeat to compare); a k-fold run's output folder is the ensemble of its folds",
+    )
     s.add_argument("--name", action="append", help="display name per --model")
     s.add_argument("--data", required=True, help="dataset (folder, COCO json, Hub ID, synthetic:N)")
     s.add_argument("--split", default=None, help="split to evaluate (default: test if present, else train)")
@@ -357,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     s.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     s.add_argument("--skip-invalid", action="store_true", help="skip invalid pairs (listed) instead of failing")
+    s.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation for every model")
     s.add_argument(
         "--labels",
         nargs="+",

@@ -32,7 +32,10 @@ from .fileio import read_image, read_mask
 from .image_processing import TrusImageProcessor
 from .metrics import binary_metrics
 
-__all__ = ["SegmentationPipeline", "SegmentationResult", "largest_component"]
+__all__ = ["KFOLD_SUMMARY", "SegmentationPipeline", "SegmentationResult", "kfold_members", "largest_component"]
+
+#: What a k-fold run (`train_kfold`, ``--folds K``) writes at the top of its output folder, beside ``fold_<i>/model``.
+KFOLD_SUMMARY = "kfold_summary.json"
 
 
 @dataclass
@@ -74,6 +77,27 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
         return mask.astype(np.uint8)
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     return (labels == best).astype(np.uint8)
+
+
+def kfold_members(folder: str | Path) -> list[Path] | None:
+    """The fold models of a k-fold run's output folder (``fold_1/model`` ... ``fold_K/model``, K from its
+    ``kfold_summary.json``), or None when ``folder`` is not one. A run with a fold model missing is an error naming
+    it: an ensemble silently short of a fold would not be the one that was cross-validated."""
+    import json
+
+    folder = Path(folder)
+    summary = folder / KFOLD_SUMMARY
+    if not summary.is_file() or (folder / "config.json").is_file():
+        return None
+    try:
+        k = int(json.loads(summary.read_text())["k"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{summary}: not a k-fold summary with its number of folds 'k' ({exc})") from exc
+    members = [folder / f"fold_{i}" / "model" for i in range(1, k + 1)]
+    missing = [str(m) for m in members if not (m / "config.json").is_file()]
+    if missing:
+        raise ValueError(f"{folder}: a {k}-fold run, but fold model(s) missing: {', '.join(missing)}")
+    return members
 
 
 def _load_input(item: Any, max_pixels: int) -> tuple[Any, str | None]:
@@ -174,10 +198,12 @@ class SegmentationPipeline:
         revision: str | None = None,
         **kwargs,
     ) -> SegmentationPipeline:
-        """Load one model (or several, as an ensemble sharing the first one's processor) by folder or Hub ID."""
+        """Load one model (or several, as an ensemble sharing the first one's processor) by folder or Hub ID. A k-fold
+        run's output folder (``--folds K``) loads as the ensemble of its K fold models."""
         from .models import load_model
 
-        sources = [path_or_hub_id] if isinstance(path_or_hub_id, (str, Path)) else list(path_or_hub_id)
+        given = [path_or_hub_id] if isinstance(path_or_hub_id, (str, Path)) else list(path_or_hub_id)
+        sources = [m for s in given for m in (kfold_members(s) or [s])]
         loaded = [load_model(s, revision=revision, backend=backend) for s in sources]
         return cls([m for m, _ in loaded], loaded[0][1], **kwargs)
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..configuration import TrusSegConfig
 from ..data import group_kfold
 from ..fileio import write_csv, write_json
+from ..pipeline import KFOLD_SUMMARY
 from .arguments import TrainingArguments
 from .dataset import load_training_data
 from .loop import train
@@ -20,7 +21,8 @@ __all__ = ["train_kfold"]
 
 def train_kfold(model_config: TrusSegConfig, args: TrainingArguments) -> dict[str, Any]:
     """K models in ``<output_dir>/fold_<i>``, per-fold metrics and mean +/- std in ``kfold_summary.json`` and
-    ``kfold_metrics.csv``. The fold models form an ensemble in `SegmentationPipeline`."""
+    ``kfold_metrics.csv``. The fold models form an ensemble in `SegmentationPipeline`: ``<output_dir>`` itself loads
+    as it (``SegmentationPipeline.from_pretrained``, ``trus-hf predict/evaluate --model <output_dir>``)."""
     dsd = load_training_data(args, model_config.labels)
     full = dsd["train"]
     test = dsd.get("test")
@@ -54,6 +56,6 @@ def train_kfold(model_config: TrusSegConfig, args: TrainingArguments) -> dict[st
         "dice_std": float(dices.std()),
     }
     out = Path(args.output_dir)
-    write_json(out / "kfold_summary.json", summary)
+    write_json(out / KFOLD_SUMMARY, summary)
     write_csv(out / "kfold_metrics.csv", per_fold)
     return summary
