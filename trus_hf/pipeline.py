@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,8 +84,6 @@ def kfold_members(folder: str | Path) -> list[Path] | None:
     """The fold models of a k-fold run's output folder (``fold_1/model`` ... ``fold_K/model``, K from its
     ``kfold_summary.json``), or None when ``folder`` is not one. A run with a fold model missing is an error naming
     it: an ensemble silently short of a fold would not be the one that was cross-validated."""
-    import json
-
     folder = Path(folder)
     summary = folder / KFOLD_SUMMARY
     if not summary.is_file() or (folder / "config.json").is_file():
