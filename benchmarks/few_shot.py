@@ -38,12 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trus_hf import SegmentationPipeline, load_model
-from trus_hf.data import group_kfold
+from trus_hf import SegmentationPipeline
 from trus_hf.data.busbra import load_busbra
 from trus_hf.demo import DEMO_CONFIGS, DEMO_LABELS, DEMO_MODELS_DIR, HELD_OUT_DEVICE, IMAGE_SIZE
 from trus_hf.evaluation import bootstrap_ci, evaluate_dataset, of_label, tune_postprocessing
-from trus_hf.training import TrainingArguments, train
+from trus_hf.training import TrainingArguments, train, train_kfold
 
 ROOT = Path(__file__).resolve().parent.parent
 N_TRAIN, N_VAL = 96, 16
@@ -73,16 +72,15 @@ def split_by_case(ds, seed: int = 0):
     return fit_idx, val_idx, test_idx
 
 
-def score(model_dirs, test_ds, tune_ds=None, tta: bool = False) -> dict:
-    """Test lesion Dice and IoU of one model folder, or of several as an ensemble; with ``tune_ds`` (the run's
-    validation frames) the post-processing is tuned on it first, as `trus-hf tune-postprocessing` does."""
-    loaded = [load_model(d) for d in ([model_dirs] if isinstance(model_dirs, (str, Path)) else model_dirs)]
-    proc = loaded[0][1]
-    pipe = SegmentationPipeline([m for m, _ in loaded], proc, device="cpu", tta_flip=tta)
+def score(model_dir, test_ds, tune_ds=None, tta: bool = False) -> dict:
+    """Test lesion Dice and IoU of a model folder (a k-fold run's folder: its fold models as one ensemble); with
+    ``tune_ds`` (the run's validation frames) the post-processing is tuned on it first, as `trus-hf
+    tune-postprocessing` does."""
+    pipe = SegmentationPipeline.from_pretrained(model_dir, device="cpu", tta_flip=tta)
     out = {}
     if tune_ds is not None:
         tuned = tune_postprocessing(pipe, tune_ds, desc="tuning")
-        proc.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
+        pipe.processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
         out["postprocessing"] = {"threshold": tuned["mask_threshold"], "min_fraction": tuned["min_mask_fraction"]}
     rows = of_label(evaluate_dataset(pipe, test_ds, desc="test"), "lesion")
     for metric in ("dice", "iou"):
@@ -93,9 +91,10 @@ def score(model_dirs, test_ds, tune_ds=None, tta: bool = False) -> dict:
     return out
 
 
-def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir: Path = DEMO_MODELS_DIR, **options):
-    """One run; ``options`` are further `TrainingArguments` (augmentation strength, precision, encoder lr)."""
-    args = TrainingArguments(
+def run_args(name, start, budget, seed, out, models_dir: Path = DEMO_MODELS_DIR, **options) -> TrainingArguments:
+    """The recipe of one run; ``options`` are further `TrainingArguments` (augmentation strength, precision, encoder
+    lr, folds)."""
+    return TrainingArguments(
         **options,
         output_dir=str(out),
         image_size=IMAGE_SIZE,
@@ -110,28 +109,19 @@ def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir: Path =
         tensorboard=False,
         init_from=str(models_dir / name) if start == "bundled" else None,
     )
+
+
+def fine_tune(name, start, budget, seed, fit_ds, val_ds, out, models_dir: Path = DEMO_MODELS_DIR, **options):
+    """One run; returns `train`'s summary."""
+    args = run_args(name, start, budget, seed, out, models_dir, **options)
     return train(DEMO_CONFIGS[name], args, fit_ds, val_ds)  # the same architecture and labels for both starts
 
 
 def fine_tune_kfold(name, budget, seed, k, train_ds, out, models_dir: Path = DEMO_MODELS_DIR, **options):
-    """K runs from the bundled start, one per fold of ``train_ds`` (by case), budget / K minutes each; returns the
-    fold models' folders and the epochs each ran."""
-    dirs, epochs = [], []
-    for i, (tr, va) in enumerate(group_kfold(train_ds, k=k, seed=seed), 1):
-        s = fine_tune(
-            name,
-            "bundled",
-            budget / k,
-            seed,
-            train_ds.select(tr),
-            train_ds.select(va),
-            out / f"fold_{i}",
-            models_dir,
-            **options,
-        )
-        dirs.append(s["model_dir"])
-        epochs.append(s["epochs_run"])
-    return dirs, epochs
+    """`train_kfold` from the bundled start: K folds of ``train_ds`` by case, budget / K minutes each; returns its
+    summary (the run's folder, ``out``, loads as the ensemble)."""
+    args = run_args(name, "bundled", budget / k, seed, out, models_dir, folds=k, **options)
+    return train_kfold(DEMO_CONFIGS[name], args, train_ds)
 
 
 def plot(results, path):
@@ -215,11 +205,10 @@ def main():
                 for start in a.starts:
                     run_dir = out / f"{name}_{start}_{budget:g}min_seed{seed}"
                     if start == "kfold":
-                        dirs, epochs = fine_tune_kfold(
-                            name, budget, seed, a.folds, train_ds, run_dir, a.models_dir, **options
-                        )
+                        kfold = fine_tune_kfold(name, budget, seed, a.folds, train_ds, run_dir, a.models_dir, **options)
+                        epochs = [f["epochs_run"] for f in kfold["folds"]]
                         row = {"budget": budget, "seed": seed, "epochs": epochs, "mixed_precision": a.mixed_precision}
-                        row.update(score(dirs, test_ds, tta=a.tta))  # the ensemble, untuned
+                        row.update(score(run_dir, test_ds, tta=a.tta))  # the fold models as one ensemble, untuned
                     else:
                         # a lower encoder learning rate only means something for a trained encoder: scratch keeps 1
                         lr_factor = a.encoder_lr_factor if start == "bundled" else 1.0

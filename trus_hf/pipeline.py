@@ -84,16 +84,18 @@ def kfold_members(folder: str | Path) -> list[Path] | None:
     """The fold models of a k-fold run's output folder (``fold_1/model`` ... ``fold_K/model``, K from its
     ``kfold_summary.json``), or None when ``folder`` is not one. A run with a fold model missing is an error naming
     it: an ensemble silently short of a fold would not be the one that was cross-validated."""
+    from .models.base import CONFIG_NAME
+
     folder = Path(folder)
     summary = folder / KFOLD_SUMMARY
-    if not summary.is_file() or (folder / "config.json").is_file():
+    if not summary.is_file() or (folder / CONFIG_NAME).is_file():
         return None
     try:
         k = int(json.loads(summary.read_text())["k"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{summary}: not a k-fold summary with its number of folds 'k' ({exc})") from exc
     members = [folder / f"fold_{i}" / "model" for i in range(1, k + 1)]
-    missing = [str(m) for m in members if not (m / "config.json").is_file()]
+    missing = [str(m) for m in members if not (m / CONFIG_NAME).is_file()]
     if missing:
         raise ValueError(f"{folder}: a {k}-fold run, but fold model(s) missing: {', '.join(missing)}")
     return members

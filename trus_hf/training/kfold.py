@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 
 from ..configuration import TrusSegConfig
@@ -19,13 +20,23 @@ from .loop import train
 __all__ = ["train_kfold"]
 
 
-def train_kfold(model_config: TrusSegConfig, args: TrainingArguments) -> dict[str, Any]:
+def train_kfold(
+    model_config: TrusSegConfig,
+    args: TrainingArguments,
+    train_ds: datasets.Dataset | None = None,
+    test_ds: datasets.Dataset | None = None,
+) -> dict[str, Any]:
     """K models in ``<output_dir>/fold_<i>``, per-fold metrics and mean +/- std in ``kfold_summary.json`` and
     ``kfold_metrics.csv``. The fold models form an ensemble in `SegmentationPipeline`: ``<output_dir>`` itself loads
-    as it (``SegmentationPipeline.from_pretrained``, ``trus-hf predict/evaluate --model <output_dir>``)."""
-    dsd = load_training_data(args, model_config.labels)
-    full = dsd["train"]
-    test = dsd.get("test")
+    as it (``SegmentationPipeline.from_pretrained``, ``trus-hf predict/evaluate --model <output_dir>``).
+
+    Without ``train_ds`` the frames come from ``args.data`` (its train split folded, its test split, if any, scored
+    by every fold), as `train` does."""
+    if train_ds is None:
+        dsd = load_training_data(args, model_config.labels)
+        full, test = dsd["train"], dsd.get("test")
+    else:
+        full, test = train_ds, test_ds
     folds = group_kfold(full, k=args.folds, seed=args.seed, fold_column=args.fold_column)
     if args.fold_column is None and len(folds) != args.folds:
         raise ValueError(f"expected {args.folds} folds, got {len(folds)}")
@@ -42,6 +53,7 @@ def train_kfold(model_config: TrusSegConfig, args: TrainingArguments) -> dict[st
                 "val_dice": s["best_val"]["mean_dice"],
                 "train_images": len(tr),
                 "val_images": len(va),
+                "epochs_run": s["epochs_run"],
                 "model_dir": s.get("model_dir"),
             }
         )
