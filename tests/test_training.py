@@ -82,6 +82,7 @@ def test_segformer_kfold_writes_summary_and_fold_models_form_an_ensemble(tmp_pat
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((out / "kfold_summary.json").read_text())
     assert summary["k"] == 2 and len(summary["folds"]) == 2
+    assert all(f["epochs_run"] == 1 and f["mixed_precision"] == "no" for f in summary["folds"])  # as each fold ran
     ious = [f["val_iou"] for f in summary["folds"]]
     assert summary["iou_mean"] == pytest.approx(sum(ious) / 2)
     assert (out / "kfold_metrics.csv").is_file()

@@ -54,6 +54,7 @@ def train_kfold(
                 "train_images": len(tr),
                 "val_images": len(va),
                 "epochs_run": s["epochs_run"],
+                "mixed_precision": s["mixed_precision"],
                 "model_dir": s.get("model_dir"),
             }
         )
