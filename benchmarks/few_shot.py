@@ -4,7 +4,7 @@ CPU budget, and three starts side by side in one run.
     python benchmarks/few_shot.py [--busbra ../shared/data/busbra] [--models fpn] [--budgets 2 5 10]
                                   [--seeds 0 1 2] [--out runs/few_shot] [--augment-strength 2] [--tune]
                                   [--mixed-precision auto] [--encoder-lr-factor 0.3] [--starts bundled]
-                                  [--models-dir my_demo_models] [--starts scratch bundled kfold --folds 5] [--tta]
+                                  [--models-dir my_demo_models] [--starts scratch bundled kfold --folds 3] [--tta]
                                   [--dice-mode image]
 
 Target domain: BUS-BRA's Toshiba Aplio 300 frames (139, held out of `trus-hf demo-models`), split by case into 96
