@@ -66,6 +66,31 @@ def test_onnx_exports_are_bounded_and_evicted(tmp_path, saved_models):
     assert len(first) == len(second) == 1 and first != second  # the older export made room for the new one
 
 
+def test_a_kfold_run_folder_serves_as_its_ensemble_on_both_backends(tmp_path):
+    """The app's model box takes a k-fold run's folder (`--folds K`): its fold models answer together, on PyTorch
+    and on ONNX Runtime (one export per fold), and a run short of a fold is refused with a message naming it."""
+    import numpy as np
+
+    from trus_hf.pipeline import KFOLD_SUMMARY
+    from trus_hf.synthetic import generate_phantom
+
+    run_dir = tmp_path / "run3"
+    for i in (1, 2):
+        tiny_model("fpn", seed=i).save_pretrained(run_dir / f"fold_{i}" / "model", processor=tiny_processor())
+    (run_dir / KFOLD_SUMMARY).write_text(json.dumps({"k": 2}))
+    cache = ModelCache({}, SourcePolicy(local_roots=None, allow_hub=False, cache_dir=tmp_path / "cache"))
+    image = generate_phantom(3, (70, 90)).image
+    torch_pipe, onnx_pipe = cache.get(str(run_dir), "torch"), cache.get(str(run_dir), "onnx")
+    assert len(torch_pipe.models) == len(onnx_pipe.models) == 2 and onnx_pipe.backend == "onnx"
+    assert len(list(cache.policy.onnx_dir.iterdir())) == 2  # each fold exported once, both kept
+    np.testing.assert_allclose(torch_pipe(image).probabilities, onnx_pipe(image).probabilities, atol=1e-4)
+    one = cache.get(str(run_dir / "fold_1" / "model"), "torch")(image).probabilities
+    assert not np.allclose(one, torch_pipe(image).probabilities, atol=1e-4)  # the ensemble is not its first member
+    (run_dir / "fold_2" / "model" / "config.json").unlink()
+    with pytest.raises(ModelSourceError, match=r"fold model\(s\) missing: .*model"):
+        ModelCache({}, SourcePolicy(local_roots=None, allow_hub=False, cache_dir=tmp_path / "c2")).get(str(run_dir))
+
+
 CLIENT = textwrap.dedent("""
     import json, sys
     from trus_hf.cli import main

@@ -197,13 +197,14 @@ class SourcePolicy:
         return folder
 
     # ------------------------------------------------------------------------------------------------ disk budget
-    def evict(self, keep: Path | None = None) -> list[Path]:
+    def evict(self, keep: Path | list[Path] | None = None) -> list[Path]:
         """Remove the least recently used downloads and exports while ``cache_dir`` is over its budget, and exports
-        beyond ``max_exports``; ``keep`` (and what it lies in) stays."""
+        beyond ``max_exports``; ``keep`` (a folder or several, and what they lie in) stays."""
         removed = []
         entries = [p for p in (Path(self.cache_dir) / "hub").glob("models--*") if p.is_dir()]
         exports = [p for p in self.onnx_dir.glob("*") if p.is_dir()]
-        keep_parents = set(keep.parents) | {keep} if keep is not None else set()
+        kept = [] if keep is None else [keep] if isinstance(keep, Path) else list(keep)
+        keep_parents = {p for k in kept for p in (k, *k.parents)}
         for old in sorted(exports, key=lambda p: p.stat().st_mtime)[: max(0, len(exports) - self.max_exports)]:
             if old not in keep_parents:
                 shutil.rmtree(old, ignore_errors=True)
@@ -261,14 +262,15 @@ class ModelCache:
 
     def _load(self, source: str, backend: str) -> Any:
         from .export import ensure_onnx
-        from .pipeline import SegmentationPipeline
+        from .pipeline import SegmentationPipeline, kfold_members
 
         folder = self.bundled.get(source) or self.policy.resolve(source)
         try:
+            members = kfold_members(folder) or [folder]  # a k-fold run's folder: its fold models as one ensemble
             if backend == "onnx":
-                folder = ensure_onnx(folder, self.policy.onnx_dir)
-                self.policy.evict(keep=folder)
-            return SegmentationPipeline.from_pretrained(str(folder), backend=backend, device="cpu")
+                members = [ensure_onnx(m, self.policy.onnx_dir) for m in members]
+                self.policy.evict(keep=members)
+            return SegmentationPipeline.from_pretrained([str(m) for m in members], backend=backend, device="cpu")
         except ModelSourceError:
             raise
         except Exception as exc:  # anything that stops a model loading becomes a message without server paths
