@@ -228,16 +228,11 @@ def main():
             for seed in a.seeds:
                 for start in a.starts:
                     run_dir = out / f"{name}_{start}_{budget:g}min_seed{seed}"
+                    row = {"budget": budget, "seed": seed, "dice_mode": a.dice_mode}
                     if start == "kfold":
                         kfold = fine_tune_kfold(name, budget, seed, a.folds, train_ds, run_dir, a.models_dir, **options)
-                        epochs = [f["epochs_run"] for f in kfold["folds"]]
-                        row = {
-                            "budget": budget,
-                            "seed": seed,
-                            "epochs": epochs,
-                            "mixed_precision": kfold["folds"][0]["mixed_precision"],  # as resolved ("auto")
-                            "dice_mode": a.dice_mode,
-                        }
+                        row["epochs"] = [f["epochs_run"] for f in kfold["folds"]]
+                        row["mixed_precision"] = kfold["folds"][0]["mixed_precision"]  # as resolved ("auto")
                         row.update(score(run_dir, test_ds, tta=a.tta))  # the fold models as one ensemble, untuned
                     else:
                         # a lower encoder learning rate only means something for a trained encoder: scratch keeps 1
@@ -254,13 +249,7 @@ def main():
                             encoder_lr_factor=lr_factor,
                             **options,
                         )
-                        row = {
-                            "budget": budget,
-                            "seed": seed,
-                            "epochs": summary["epochs_run"],
-                            "mixed_precision": summary["mixed_precision"],
-                            "dice_mode": a.dice_mode,
-                        }
+                        row["epochs"], row["mixed_precision"] = summary["epochs_run"], summary["mixed_precision"]
                         row.update(score(summary["model_dir"], test_ds, val_ds if a.tune else None, tta=a.tta))
                     results.setdefault((name, start), []).append(row)
                     print(f"{name} {start} {budget:g} min seed {seed}: Dice {row['dice']:.3f}", flush=True)
