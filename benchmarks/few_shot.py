@@ -5,7 +5,7 @@ CPU budget, and three starts side by side in one run.
                                   [--seeds 0 1 2] [--out runs/few_shot] [--augment-strength 2] [--tune]
                                   [--mixed-precision auto] [--encoder-lr-factor 0.3] [--starts bundled]
                                   [--models-dir my_demo_models] [--starts scratch bundled kfold --folds 3] [--tta]
-                                  [--dice-mode image]
+                                  [--dice-mode image] [--tune-input-sizes 224 256 288 320]
 
 Target domain: BUS-BRA's Toshiba Aplio 300 frames (139, held out of `trus-hf demo-models`), split by case into 96
 frames for training (16 of them, by case, for choosing the best checkpoint) and the rest for testing. Per model,
@@ -19,7 +19,10 @@ budget (wall minutes of training on this machine) and seed:
   ensemble (their logits averaged, `SegmentationPipeline` with every fold's model): every frame trains K - 1 of
   the models and chooses the checkpoint of one.
 
-``--tta`` scores every model with horizontal-flip test-time augmentation (`trus-hf predict --tta`). Every run
+``--tta`` scores every model with horizontal-flip test-time augmentation (`trus-hf predict --tta`).
+``--tune-input-sizes`` has every trained start choose its input size after training among these sides and the
+trained one (``--tune_input_sizes``: a single run on its 16 validation frames, the kfold start on its out-of-fold
+frames, never the test frames). Every run
 fine-tunes with the Dice per image (``--dice-mode``, `DICE_MODE`) and Adam at the bundled models' learning rate.
 
 ``--models-dir`` puts another folder of starts (``<dir>/fpn``, ``<dir>/segformer``, e.g. what ``trus-hf demo-models
@@ -201,6 +204,14 @@ def main():
     )
     ap.add_argument("--tta", action="store_true", help="score every model with horizontal-flip TTA")
     ap.add_argument(
+        "--tune-input-sizes",
+        nargs="*",
+        type=int,
+        default=[],
+        help="input sides every trained start chooses from after training, on validation frames (out of fold for "
+        "kfold); none by default",
+    )
+    ap.add_argument(
         "--models-dir",
         type=Path,
         default=DEMO_MODELS_DIR,
@@ -219,7 +230,12 @@ def main():
     fit_ds, val_ds, test_ds = ds.select(fit_idx), ds.select(val_idx), ds.select(test_idx)
     train_ds = ds.select(sorted(fit_idx + val_idx))  # the kfold start's 96 frames
     print(f"{HELD_OUT_DEVICE}: {len(ds)} frames -> {len(fit_idx)} fit + {len(val_idx)} val, {len(test_idx)} test")
-    options = {"augment_strength": a.augment_strength, "mixed_precision": a.mixed_precision, "dice_mode": a.dice_mode}
+    options = {
+        "augment_strength": a.augment_strength,
+        "mixed_precision": a.mixed_precision,
+        "dice_mode": a.dice_mode,
+        "tune_input_sizes": a.tune_input_sizes,
+    }
     results: dict = {}
     started = time.time()
     for name in a.models:
@@ -229,10 +245,13 @@ def main():
                 for start in a.starts:
                     run_dir = out / f"{name}_{start}_{budget:g}min_seed{seed}"
                     row = {"budget": budget, "seed": seed, "dice_mode": a.dice_mode}
+                    run_started = time.time()
                     if start == "kfold":
                         kfold = fine_tune_kfold(name, budget, seed, a.folds, train_ds, run_dir, a.models_dir, **options)
                         row["epochs"] = [f["epochs_run"] for f in kfold["folds"]]
                         row["mixed_precision"] = kfold["folds"][0]["mixed_precision"]  # as resolved ("auto")
+                        row["input_size"] = kfold.get("input_size", {}).get("size")
+                        row["wall_minutes"] = round((time.time() - run_started) / 60, 2)  # training + size choice
                         row.update(score(run_dir, test_ds, tta=a.tta))  # the fold models as one ensemble, untuned
                     else:
                         # a lower encoder learning rate only means something for a trained encoder: scratch keeps 1
@@ -250,6 +269,8 @@ def main():
                             **options,
                         )
                         row["epochs"], row["mixed_precision"] = summary["epochs_run"], summary["mixed_precision"]
+                        row["input_size"] = summary.get("input_size", {}).get("size")
+                        row["wall_minutes"] = round((time.time() - run_started) / 60, 2)
                         row.update(score(summary["model_dir"], test_ds, val_ds if a.tune else None, tta=a.tta))
                     results.setdefault((name, start), []).append(row)
                     print(f"{name} {start} {budget:g} min seed {seed}: Dice {row['dice']:.3f}", flush=True)
@@ -260,6 +281,7 @@ def main():
             print(
                 f"  {name:9} {start:9} {r['budget']:4g} min seed {r['seed']}: Dice {r['dice']:.3f} [{lo:.3f}, "
                 f"{hi:.3f}], IoU {r['iou']:.3f}, epochs {r.get('epochs', 0)}"
+                + (f", input {r['input_size']['height']}" if r.get("input_size") else "")
             )
     print("\nmean over seeds" + (f" ({', '.join(f'{s} - scratch' for s in gains)})" if gains else ""))
     for name in a.models:

@@ -55,6 +55,18 @@ def test_a_start_hands_on_its_processor_but_not_its_tuned_thresholds(saved_model
     assert processor.mask_threshold == {} and processor.min_mask_fraction == {}
 
 
+def test_a_start_with_a_chosen_input_size_trains_at_its_trained_size(saved_models, tmp_path):
+    from conftest import tiny_processor
+
+    start, processor = tmp_path / "start", tiny_processor()
+    processor.set_input_size({"size": {"height": 96, "width": 96}, "trained": {"height": 64, "width": 64}})
+    load_model(saved_models["fpn"])[0].save_pretrained(start, processor=processor)
+    assert load_model(start)[1].size == {"height": 96, "width": 96}
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), init_from=str(start), image_size=64)
+    _, processor, _ = initial_model(TrusSegConfig(architecture="fpn"), args)  # 64 agrees with the start
+    assert processor.size == {"height": 64, "width": 64} and processor.size_selection is None
+
+
 def test_new_labels_get_a_new_head_and_keep_every_other_weight(saved_models, tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path), init_from=str(saved_models["segformer"]))
     model, _, config = initial_model(TrusSegConfig(architecture="segformer", labels=["gland", "lesion"]), args)

@@ -1,5 +1,5 @@
 """Post-processing tuned on validation data: per-label thresholds and smallest kept components, stored in the
-processor, applied by the pipeline, chosen by `tune_postprocessing`."""
+processor, applied by the pipeline, chosen by `tune_postprocessing`; the input size chosen by `tune_input_size`."""
 
 import datasets
 import numpy as np
@@ -14,6 +14,7 @@ from trus_hf.evaluation import (
     TUNE_THRESHOLDS,
     evaluate_dataset,
     postprocessing_scores,
+    tune_input_size,
     tune_postprocessing,
 )
 from trus_hf.metrics import aggregate
@@ -111,3 +112,31 @@ def test_max_missed_keeps_the_lesions_that_lesion_free_frames_would_tune_away():
         tune_postprocessing(pipe, both, max_missed=1.5)
     with pytest.raises(ValueError, match=r"thresholds must include 0.5 \(got \(0.3, 0.7\)\)"):
         tune_postprocessing(pipe, both, thresholds=(0.3, 0.7), max_missed=0.05)
+
+
+def test_input_size_tuning_reports_real_scores_keeps_the_trained_size_within_min_gain_and_round_trips(tmp_path):
+    ds = synthetic_dataset(6, 96, seed=2, config="clean", labels=["lesion"])
+    processor = tiny_processor()
+    pipe = SegmentationPipeline(tiny_model("fpn", seed=1), processor, device="cpu")
+    tuned = tune_input_size([(pipe, ds)], [96, 32], min_gain=-1.0)  # any gain counts: the best side
+    assert list(tuned["scores"]) == ["32", "64", "96"] and tuned["frames"] == 6
+    best = max(tuned["scores"], key=tuned["scores"].get)
+    assert tuned["size"] == {"height": int(best), "width": int(best)}
+    assert pipe.processor is processor and processor.size == {"height": 64, "width": 64}  # tuning changes nothing
+    # the reported score is the pipeline's mean IoU at that side, as evaluation measures it
+    pipe.processor = processor.with_size(96)
+    assert aggregate(evaluate_dataset(pipe, ds))["mean_iou"] == pytest.approx(tuned["scores"]["96"], abs=1e-4)
+    pipe.processor = processor
+    kept = tune_input_size([(pipe, ds)], [96, 32], min_gain=2.0)  # no side gains 2 IoU: the trained one stays
+    assert kept["size"] == {"height": 64, "width": 64} and kept["scores"] == tuned["scores"]
+    processor.set_input_size({**tuned, "size": {"height": 96, "width": 96}})
+    tiny_model("fpn").save_pretrained(tmp_path, processor=processor)
+    _, loaded = load_model(tmp_path)
+    assert loaded.size == {"height": 96, "width": 96} and loaded.trained_size == {"height": 64, "width": 64}
+    assert loaded.size_selection["scores"] == tuned["scores"]
+    loaded.set_input_size()  # back to the size the weights were trained at
+    assert loaded.size == {"height": 64, "width": 64} and loaded.size_selection is None
+    with pytest.raises(ValueError, match="size_selection needs the size trained at"):
+        TrusImageProcessor(size_selection={"trained": 64})
+    with pytest.raises(ValueError, match="input sides must be at least 32 pixels"):
+        tune_input_size([(pipe, ds)], [8])

@@ -203,3 +203,48 @@ def test_bf16_mixed_precision_trains_in_bf16_records_it_and_refuses_unknown_valu
     with pytest.raises(SystemExit) as exc:
         parse_args("fpn", ["--mixed_precision", "bf61"])
     assert exc.value.code == 2
+
+
+def test_kfold_chooses_one_input_size_out_of_fold_and_rewrites_every_fold_model(tmp_path):
+    from trus_hf import TrusSegConfig
+    from trus_hf.data import group_kfold, load_dataset
+    from trus_hf.evaluation import _frame_ious
+    from trus_hf.training import TrainingArguments, train_kfold
+
+    out = tmp_path / "k2"
+    args = TrainingArguments(
+        output_dir=str(out),
+        data="synthetic:12:96",
+        image_size=64,
+        batch_size=4,
+        diffusion_iterations=0,
+        epochs=2,
+        learning_rate=1e-3,
+        max_steps_per_epoch=2,
+        tensorboard=False,
+        folds=2,
+        tune_input_sizes=[96, 32],
+    )
+    summary = train_kfold(TrusSegConfig(**TINY_FPN), args)
+    tuned = summary["input_size"]
+    assert set(tuned["scores"]) == {"32", "64", "96"} and tuned["trained"] == {"height": 64, "width": 64}
+    frames = load_dataset("synthetic:12:96", labels=["lesion"])["train"]
+    assert tuned["frames"] == len(frames) and tuned["on"] == "out-of-fold validation frames"
+    side = tuned["size"]["height"]
+    best = max(tuned["scores"], key=tuned["scores"].get)
+    assert side == (int(best) if tuned["scores"][best] >= tuned["scores"]["64"] + 0.005 else 64)
+    # every fold model carries the size and its record: the ensemble (the run's folder) predicts at that size
+    folds = group_kfold(frames, k=2, seed=args.seed)
+    pooled = {}
+    for i, (_, va) in enumerate(folds, 1):
+        model, processor = load_model(out / f"fold_{i}" / "model")
+        assert processor.size == tuned["size"] and processor.trained_size == {"height": 64, "width": 64}
+        assert processor.size_selection["scores"] == tuned["scores"]
+        card = (out / f"fold_{i}" / "model" / "README.md").read_text()
+        assert f"this input size was chosen after training on {len(frames)} out-of-fold validation frames" in card
+        assert "trained at 64×64" in card and f"resizes to\n{side}×{side}" in card
+        # the recorded score is each fold model on its own held-out fold, pooled: recomputed here at 32 pixels
+        pipe = SegmentationPipeline(model, processor.with_size(32), device="cpu")
+        pooled[i] = _frame_ious(pipe, frames.select(va))
+    assert tuned["scores"]["32"] == pytest.approx(np.mean(pooled[1] + pooled[2]), abs=1e-4)
+    assert SegmentationPipeline.from_pretrained(out).processor.size == tuned["size"]

@@ -9,6 +9,7 @@ Example (in a script):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,9 @@ __all__ = [
     "of_label",
     "postprocessing_scores",
     "summarize",
+    "describe_input_size",
     "describe_postprocessing",
+    "tune_input_size",
     "tune_postprocessing",
 ]
 
@@ -211,6 +214,85 @@ def tune_postprocessing(
         out["iou"][label] = float(score[i, j])
         out["n_images"][label] = int(sum(g.n_images for g in by_group.values()))
     return out
+
+
+def _frame_ious(pipeline: SegmentationPipeline, ds: datasets.Dataset, chunk: int = 16) -> list[float]:
+    """The IoU of every (frame, scored label) of ``ds`` under the pipeline's own post-processing."""
+    columns = ground_truth_columns(ds, pipeline.labels, pipeline.primary_label)
+    ious = []
+    for start in range(0, len(ds), chunk):
+        items = ds.select(range(start, min(start + chunk, len(ds))))
+        gts = [
+            {label: None if item[c] is None else np.asarray(item[c]) for label, c in columns.items()} for item in items
+        ]
+        results = pipeline.predict([np.asarray(im) for im in items["image"]], gts)
+        ious += [m["iou"] for r in results for m in r.label_metrics.values()]
+    return ious
+
+
+def tune_input_size(
+    members: Sequence[tuple[SegmentationPipeline, datasets.Dataset]],
+    sides: Sequence[int],
+    min_gain: float = 0.005,
+    on: str = "validation frames",
+    desc: str = "tuning the input size",
+) -> dict[str, Any]:
+    """The square model input side, among ``sides`` and the one the weights were trained at, that maximises the
+    mean IoU (over frames and scored labels, at the pipelines' own thresholds) of each pipeline on its own validation
+    frames, pooled. For a k-fold run every fold model scores the fold it was not trained on, so every frame counts
+    once, scored by a model that never learnt from it (`train_kfold`); a single run scores its validation split.
+    Validation data only, never the test set.
+
+    Why: a model fine-tuned at one size can outline better at another (the demo models' inputs are 256 pixels,
+    small lesions of a few hundred pixels; BENCHMARKS.md, the seed-scale benchmark). A side other than the trained
+    one is taken only where it beats the trained side by at least ``min_gain`` IoU: on ~100 frames the paired
+    difference between two sizes carries noise of about that order, and the trained size is the safe default.
+
+    Returns what `TrusImageProcessor.set_input_size` takes: ``size`` (the chosen size), ``trained`` (the size the
+    weights were trained at), ``scores`` (mean IoU per side), ``frames`` (how many frames were scored) and ``on``."""
+    if not members:
+        raise ValueError("tune_input_size needs at least one (pipeline, validation frames) pair")
+    trained = members[0][0].processor.trained_size
+    if trained["height"] != trained["width"] or any(p.processor.trained_size != trained for p, _ in members):
+        raise ValueError(
+            f"tune_input_size compares square inputs of models trained at one square size; got "
+            f"{[p.processor.trained_size for p, _ in members]}"
+        )
+    candidates = sorted({int(trained["height"]), *(int(s) for s in sides)})
+    if candidates[0] < 32:
+        raise ValueError(f"input sides must be at least 32 pixels, got {list(sides)}")
+    scores: dict[int, float] = {}
+    frames = sum(len(ds) for _, ds in members)
+    for side in progress(candidates, desc=desc, unit="size"):
+        ious = []
+        for pipeline, ds in members:
+            original = pipeline.processor
+            pipeline.processor = original.with_size(side)
+            try:
+                ious += _frame_ious(pipeline, ds)
+            finally:
+                pipeline.processor = original
+        scores[side] = float(np.mean(ious))
+    best = max(candidates, key=lambda s: scores[s])
+    if scores[best] < scores[trained["height"]] + min_gain:
+        best = trained["height"]
+    return {
+        "size": {"height": best, "width": best},
+        "trained": dict(trained),
+        "scores": {str(s): round(v, 4) for s, v in scores.items()},
+        "frames": frames,
+        "on": on,
+    }
+
+
+def describe_input_size(tuned: dict[str, Any]) -> str:
+    """One line for a `tune_input_size` result (the CLI and the training log print it)."""
+    side, trained = tuned["size"]["height"], tuned["trained"]["height"]
+    scores = ", ".join(f"{s}: {v:.4f}" for s, v in tuned["scores"].items())
+    return (
+        f"input size {side}x{side} (trained at {trained}x{trained}); mean IoU on {tuned['frames']} {tuned['on']} "
+        f"per side: {scores}"
+    )
 
 
 def describe_postprocessing(tuned: dict[str, Any]) -> list[str]:

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -184,6 +185,9 @@ class TrusImageProcessor(BaseImageProcessor):
             chosen on validation data by `trus_hf.evaluation.tune_postprocessing` and saved with the model.
         min_mask_fraction: per label, connected components smaller than this share of the image are dropped (labels
             not named: none dropped); tuned with the threshold.
+        size_selection: where ``size`` was chosen after training rather than trained at, the record of that choice
+            (`trus_hf.evaluation.tune_input_size`): ``trained`` (the size the weights were trained at), ``scores``
+            (mean validation IoU per candidate side), ``frames`` and ``on`` (which validation frames).
     """
 
     model_input_names = ["pixel_values"]
@@ -207,6 +211,7 @@ class TrusImageProcessor(BaseImageProcessor):
         max_pixels: int = MAX_PIXELS,
         mask_threshold: dict[str, float] | None = None,
         min_mask_fraction: dict[str, float] | None = None,
+        size_selection: dict[str, Any] | None = None,
         **kwargs,
     ):
         kwargs.pop("image_processor_type", None)
@@ -240,6 +245,39 @@ class TrusImageProcessor(BaseImageProcessor):
             )
         self.max_pixels = int(max_pixels)
         self.set_postprocessing(mask_threshold, min_mask_fraction)
+        trained = (size_selection or {}).get("trained")
+        if size_selection is not None and (
+            not isinstance(trained, dict) or set(trained) != {"height", "width"} or min(trained.values()) < 1
+        ):
+            raise ValueError(
+                "size_selection needs the size trained at, 'trained': {'height': H, 'width': W}; "
+                f"got {size_selection}"
+            )
+        self.size_selection = dict(size_selection) if size_selection is not None else None
+
+    @property
+    def trained_size(self) -> dict[str, int]:
+        """The ``size`` the weights were trained at: ``size`` itself unless an input size was chosen after
+        training."""
+        return dict(self.size if self.size_selection is None else self.size_selection["trained"])
+
+    def with_size(self, side: int) -> TrusImageProcessor:
+        """A copy of this processor that resizes to ``side`` x ``side`` (everything else the same)."""
+        if int(side) < 1:
+            raise ValueError(f"the input side must be a positive number of pixels, got {side}")
+        other = copy.deepcopy(self)
+        other.size = {"height": int(side), "width": int(side)}
+        return other
+
+    def set_input_size(self, selection: dict[str, Any] | None = None) -> None:
+        """Resize to the input size chosen after training (`trus_hf.evaluation.tune_input_size`'s result: ``size``
+        and the record kept as ``size_selection``); no argument goes back to the size the weights were trained at."""
+        if selection is None:
+            self.size, self.size_selection = self.trained_size, None
+            return
+        record = {k: v for k, v in selection.items() if k != "size"}
+        checked = TrusImageProcessor(size=selection["size"], size_selection=record)  # validated as in __init__
+        self.size, self.size_selection = checked.size, checked.size_selection
 
     def set_postprocessing(
         self, mask_threshold: dict[str, float] | None = None, min_mask_fraction: dict[str, float] | None = None

@@ -77,6 +77,13 @@ class TrainingArguments:
     revision: str | None = field(default=None, metadata={"help": "Hub revision of --init_from (branch, tag, commit)"})
     freeze_encoder_epochs: int = field(default=0, metadata={"help": "keep the encoder frozen for the first N epochs"})
     encoder_lr_factor: float = field(default=1.0, metadata={"help": "encoder learning rate = this x learning_rate"})
+    tune_input_sizes: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "after training, choose the model input side among these (and the trained one) on validation "
+            "frames, out of fold for --folds, and save it with the model(s), e.g. 224 256 288 320"
+        },
+    )
     epochs: int = field(default=50, metadata={"help": "maximum epochs"})
     batch_size: int = field(default=4, metadata={"help": "per-device batch size"})
     learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate"})

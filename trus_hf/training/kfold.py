@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,13 +13,34 @@ import numpy as np
 
 from ..configuration import TrusSegConfig
 from ..data import group_kfold
+from ..evaluation import describe_input_size, tune_input_size
 from ..fileio import write_csv, write_json
-from ..pipeline import KFOLD_SUMMARY
+from ..models import load_model
+from ..pipeline import KFOLD_SUMMARY, SegmentationPipeline
 from .arguments import TrainingArguments
 from .dataset import load_training_data
 from .loop import train
+from .reporting import write_model
 
 __all__ = ["train_kfold"]
+
+logger = logging.getLogger(__name__)
+
+
+def _tune_members_input_size(runs, held_out, args: TrainingArguments, test) -> dict[str, Any]:
+    """Choose one input size for all fold models on their out-of-fold frames (each model on the fold it never
+    trained on) and rewrite every fold model with it: its processor, and its card and test figures at that size."""
+    members = [load_model(s["model_dir"]) for _, s in runs]
+    pairs = [(SegmentationPipeline(m, p, device="cpu"), ds) for (m, p), ds in zip(members, held_out)]
+    tuned = tune_input_size(pairs, args.tune_input_sizes, on="out-of-fold validation frames")
+    logger.info(describe_input_size(tuned))
+    for (model, processor), (fold_args, s) in zip(members, runs):
+        processor.set_input_size(tuned)
+        state = {"epoch": s["epochs_run"], "best_epoch": s["best_epoch"], "best_val": s["best_val"]}
+        refreshed = write_model(Path(s["model_dir"]), model, processor, fold_args, test, state)
+        fold_summary = Path(fold_args.output_dir) / "summary.json"
+        write_json(fold_summary, {**json.loads(fold_summary.read_text()), **refreshed, "input_size": tuned})
+    return tuned
 
 
 def train_kfold(
@@ -30,6 +53,9 @@ def train_kfold(
     ``kfold_metrics.csv``. The fold models form an ensemble in `SegmentationPipeline`: ``<output_dir>`` itself loads
     as it (``SegmentationPipeline.from_pretrained``, ``trus-hf predict/evaluate --model <output_dir>``).
 
+    With ``args.tune_input_sizes`` the fold models get one input size, chosen on their out-of-fold frames
+    (`trus_hf.evaluation.tune_input_size`) and recorded in the summary's ``input_size``.
+
     Without ``train_ds`` the frames come from ``args.data`` (its train split folded, its test split, if any, scored
     by every fold), as `train` does."""
     if train_ds is None:
@@ -40,12 +66,19 @@ def train_kfold(
     folds = group_kfold(full, k=args.folds, seed=args.seed, fold_column=args.fold_column)
     if args.fold_column is None and len(folds) != args.folds:
         raise ValueError(f"expected {args.folds} folds, got {len(folds)}")
-    per_fold = []
+    per_fold, runs = [], []
     for i, (tr, va) in enumerate(folds, 1):
         fold_args = TrainingArguments(
-            **{**asdict(args), "output_dir": str(Path(args.output_dir) / f"fold_{i}"), "folds": 0, "push_to_hub": None}
+            **{
+                **asdict(args),
+                "output_dir": str(Path(args.output_dir) / f"fold_{i}"),
+                "folds": 0,
+                "push_to_hub": None,
+                "tune_input_sizes": [],  # chosen below, on every fold's held-out frames at once
+            }
         )
         s = train(model_config, fold_args, full.select(tr), full.select(va), test)
+        runs.append((fold_args, s))
         per_fold.append(
             {
                 "fold": i,
@@ -68,6 +101,8 @@ def train_kfold(
         "dice_mean": float(dices.mean()),
         "dice_std": float(dices.std()),
     }
+    if args.tune_input_sizes:
+        summary["input_size"] = _tune_members_input_size(runs, [full.select(va) for _, va in folds], args, test)
     out = Path(args.output_dir)
     write_json(out / KFOLD_SUMMARY, summary)
     write_csv(out / "kfold_metrics.csv", per_fold)

@@ -349,7 +349,7 @@ def train(
         "val_images": len(val_pre),
     }
     if accelerator.is_main_process:
-        summary.update(finalize_run(out, args, test_ds, state))
+        summary.update(finalize_run(out, args, test_ds, state, val_ds))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if writer is not None:

@@ -4,6 +4,7 @@ through the prediction pipeline) with ``summary.json``, pushed to the Hub when a
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from ..fileio import atomic_file, write_csv, write_json
 from ..modelcard import MODEL_ID_PLACEHOLDER, render_model_card
 from .arguments import TrainingArguments
 
-__all__ = ["finalize_run", "run_card", "write_logs"]
+__all__ = ["finalize_run", "run_card", "write_logs", "write_model"]
+
+logger = logging.getLogger(__name__)
 
 
 def _plot_curves(history: list[dict[str, Any]], out_png: Path) -> None:
@@ -95,29 +98,45 @@ def run_card(
     )
 
 
-def finalize_run(out: Path, args: TrainingArguments, test_ds, state) -> dict[str, Any]:
-    """Evaluate the best checkpoint on the test split (through the prediction pipeline), write ``model/`` with its
-    card, and push when asked."""
+def write_model(model_dir: Path, model, processor, args: TrainingArguments, test_ds, state) -> dict[str, Any]:
+    """Save ``model`` with ``processor`` into ``model_dir`` with its card, evaluated first on the test split when
+    there is one (through the prediction pipeline, so at the processor's input size); returns ``{"test": ...}``
+    then."""
     from ..evaluation import evaluate_dataset, summarize
-    from ..models import load_model
     from ..pipeline import SegmentationPipeline
 
-    best = out / "checkpoints" / "best"
-    result: dict[str, Any] = {"model_dir": str(out / "model")}
-    model, processor = load_model(best)
+    result: dict[str, Any] = {}
     metrics, split = state.get("best_val"), "validation"
     if test_ds is not None and len(test_ds):
         rows = evaluate_dataset(SegmentationPipeline(model, processor), test_ds)
         metrics, split = summarize(rows, model.config.primary_label), "test"
         result["test"] = metrics
-    repo_id = args.push_to_hub or MODEL_ID_PLACEHOLDER
-    dtype = torch.float16 if args.save_dtype == "float16" else None
     model.save_pretrained(
-        out / "model",
+        model_dir,
         processor=processor,
-        card=run_card(model.config, processor, args, metrics, split, state, repo_id=repo_id),
-        dtype=dtype,
+        card=run_card(
+            model.config, processor, args, metrics, split, state, repo_id=args.push_to_hub or MODEL_ID_PLACEHOLDER
+        ),
+        dtype=torch.float16 if args.save_dtype == "float16" else None,
     )
+    return result
+
+
+def finalize_run(out: Path, args: TrainingArguments, test_ds, state, val_ds=None) -> dict[str, Any]:
+    """Write ``model/``: the best checkpoint, at the input size chosen on ``val_ds`` when ``--tune_input_sizes`` asks
+    for one, evaluated on the test split (through the prediction pipeline), with its card; push when asked."""
+    from ..evaluation import describe_input_size, tune_input_size
+    from ..models import load_model
+    from ..pipeline import SegmentationPipeline
+
+    model, processor = load_model(out / "checkpoints" / "best")
+    result: dict[str, Any] = {"model_dir": str(out / "model")}
+    if args.tune_input_sizes and val_ds is not None and len(val_ds):
+        pipeline = SegmentationPipeline(model, processor, device="cpu")
+        result["input_size"] = tune_input_size([(pipeline, val_ds)], args.tune_input_sizes)
+        logger.info(describe_input_size(result["input_size"]))
+        processor.set_input_size(result["input_size"])
+    result.update(write_model(out / "model", model, processor, args, test_ds, state))
     shutil.copy(out / "training_curves.png", out / "model" / "training_curves.png")
     write_json(out / "summary.json", {**result, "best_val_iou": state["best_iou"], "best_epoch": state["best_epoch"]})
     if args.push_to_hub:

@@ -75,6 +75,8 @@ def initial_model(
         start, processor = load_model(args.init_from, revision=args.revision)
     except ValueError as exc:
         raise ValueError(f"--init_from {source}: {exc}") from exc
+    # an input size chosen after training belongs to the start's inference: the run trains at the start's trained size
+    processor.set_input_size()
     if start.config.architecture != config.architecture:
         raise ValueError(
             f"--init_from {source} is a {start.config.architecture} model; this run trains "
