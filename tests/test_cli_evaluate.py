@@ -116,6 +116,29 @@ def test_tune_postprocessing_writes_the_chosen_settings_into_the_model_folder(sa
     assert after >= before
 
 
+def test_tune_postprocessing_tunes_a_kfold_runs_ensemble_with_its_input_size_into_every_fold(tmp_path, capsys):
+    import json
+
+    from conftest import tiny_model, tiny_processor
+
+    from trus_hf import load_model
+
+    run = tmp_path / "k2"
+    for i in (1, 2):
+        tiny_model("fpn", seed=i).save_pretrained(run / f"fold_{i}" / "model", processor=tiny_processor())
+    (run / "kfold_summary.json").write_text(json.dumps({"k": 2}))
+    argv = ["tune-postprocessing", "--model", str(run), "--data", "synthetic:4:64", "--split", "train"]
+    assert main([*argv, "--input-sizes", "96", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "(trained at 64x64); mean IoU on 4 'train' frames of synthetic:4:64 per side: 32: " in out
+    chosen = int(out.split("input size ")[1].split("x")[0])
+    processors = [load_model(run / f"fold_{i}" / "model")[1] for i in (1, 2)]
+    assert all(f"written to {run / f'fold_{i}' / 'model'}" in out for i in (1, 2))
+    for processor in processors:
+        assert processor.size == {"height": chosen, "width": chosen} and set(processor.mask_threshold) == {"lesion"}
+        assert processor.to_dict() == processors[0].to_dict() and processor.trained_size["height"] == 64
+
+
 def test_tune_postprocessing_refuses_what_it_cannot_write_to_or_tune_on(saved_models, tmp_path, capsys):
     assert main(["tune-postprocessing", "--model", "org/some-model", "--data", "synthetic:2:64"]) == 2
     assert "not a local model folder" in capsys.readouterr().err

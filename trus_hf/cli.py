@@ -153,27 +153,33 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 def cmd_tune_postprocessing(a: argparse.Namespace) -> None:
     from .data import load_dataset
-    from .evaluation import describe_postprocessing, tune_postprocessing
-    from .models import load_model
-    from .pipeline import SegmentationPipeline
+    from .evaluation import describe_input_size, describe_postprocessing, tune_input_size, tune_postprocessing
+    from .pipeline import SegmentationPipeline, kfold_members
 
     folder = Path(a.model)
-    if not (folder / "preprocessor_config.json").is_file():
-        raise ValueError(
-            f"{folder}: not a local model folder with a preprocessor_config.json (the tuned settings are "
-            "written there; download a Hub model with `huggingface-cli download` first)"
-        )
-    model, processor = load_model(folder)
-    pipe = SegmentationPipeline(model, processor, device="cpu")
+    members = kfold_members(folder) or [folder]  # a k-fold run: its ensemble is tuned, every fold model written
+    for member in members:
+        if not (member / "preprocessor_config.json").is_file():
+            raise ValueError(
+                f"{member}: not a local model folder with a preprocessor_config.json (the tuned settings are "
+                "written there; download a Hub model with `huggingface-cli download` first)"
+            )
+    pipe = SegmentationPipeline.from_pretrained(members, device="cpu")
     labels = pipe.labels if str(a.data).startswith("synthetic:") else None
     dsd = load_dataset(a.data, strict=True, labels=labels)
     if a.split not in dsd:
         raise ValueError(f"split {a.split!r} not in dataset; available: {list(dsd)}")
+    processor = pipe.processor
+    if a.input_sizes:  # first the size, at the model's current thresholds; then the thresholds at that size
+        sized = tune_input_size([(pipe, dsd[a.split])], a.input_sizes, on=f"{a.split!r} frames of {a.data}")
+        print(describe_input_size(sized))
+        processor.set_input_size(sized)
     tuned = tune_postprocessing(pipe, dsd[a.split], group_column=a.group_column, max_missed=a.max_missed)
     print("\n".join(describe_postprocessing(tuned)))
     processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
-    processor.save_pretrained(folder)
-    print(f"written to {folder / 'preprocessor_config.json'}")
+    for member in members:
+        processor.save_pretrained(member)
+        print(f"written to {member / 'preprocessor_config.json'}")
 
 
 def _quantization_options(a: argparse.Namespace) -> dict:
@@ -380,9 +386,21 @@ def build_parser() -> argparse.ArgumentParser:
         "tune-postprocessing",
         help="choose each label's threshold and smallest kept component on VALIDATION data; saved in the model folder",
     )
-    s.add_argument("--model", required=True, help="local model folder (its preprocessor_config.json is updated)")
+    s.add_argument(
+        "--model",
+        required=True,
+        help="local model folder (its preprocessor_config.json is updated), or a k-fold run's folder (its ensemble "
+        "is tuned and every fold model's processor updated)",
+    )
     s.add_argument("--data", required=True, help="validation dataset (folder, COCO json, Hub ID, synthetic:N)")
     s.add_argument("--split", default="validation", help="split to tune on (never the test split)")
+    s.add_argument(
+        "--input-sizes",
+        nargs="+",
+        type=int,
+        default=None,
+        help="first choose the model input side among these and the trained one (e.g. 224 256 288 320)",
+    )
     s.add_argument(
         "--group-column", default="source", help="column whose groups weigh the same (e.g. lesion-free frames)"
     )
