@@ -5,7 +5,7 @@ CPU budget, and three starts side by side in one run.
                                   [--seeds 0 1 2] [--out runs/few_shot] [--augment-strength 2] [--tune]
                                   [--mixed-precision auto] [--encoder-lr-factor 0.3] [--starts bundled]
                                   [--models-dir my_demo_models] [--starts scratch bundled kfold --folds 3] [--tta]
-                                  [--dice-mode image] [--tune-input-sizes 224 256 288 320]
+                                  [--dice-mode image] [--tune-input-sizes 224 256 288 320] [--tune-multiscale]
 
 Target domain: BUS-BRA's Toshiba Aplio 300 frames (139, held out of `trus-hf demo-models`), split by case into 96
 frames for training (16 of them, by case, for choosing the best checkpoint) and the rest for testing. Per model,
@@ -22,7 +22,7 @@ budget (wall minutes of training on this machine) and seed:
 ``--tta`` scores every model with horizontal-flip test-time augmentation (`trus-hf predict --tta`).
 ``--tune-input-sizes`` has every trained start choose its input size after training among these sides and the
 trained one (``--tune_input_sizes``: a single run on its 16 validation frames, the kfold start on its out-of-fold
-frames, never the test frames). Every run
+frames, never the test frames); with ``--tune-multiscale`` one more candidate averages all of them. Every run
 fine-tunes with the Dice per image (``--dice-mode``, `DICE_MODE`) and Adam at the bundled models' learning rate.
 
 ``--models-dir`` puts another folder of starts (``<dir>/fpn``, ``<dir>/segformer``, e.g. what ``trus-hf demo-models
@@ -145,6 +145,14 @@ def fine_tune_kfold(
     return train_kfold(recipe_config(name, dice_mode), args, train_ds)
 
 
+def _chosen(summary) -> str | None:
+    """The input size a run chose after training (``--tune-input-sizes``): a side, or the sides averaged."""
+    tuned = summary.get("input_size")
+    if not tuned:
+        return None
+    return "+".join(map(str, tuned["multiscale"])) if tuned.get("multiscale") else str(tuned["size"]["height"])
+
+
 def plot(results, path):
     import matplotlib
 
@@ -212,6 +220,11 @@ def main():
         "kfold); none by default",
     )
     ap.add_argument(
+        "--tune-multiscale",
+        action="store_true",
+        help="with --tune-input-sizes, one more candidate averages all those sides (multi-scale inference)",
+    )
+    ap.add_argument(
         "--models-dir",
         type=Path,
         default=DEMO_MODELS_DIR,
@@ -235,6 +248,7 @@ def main():
         "mixed_precision": a.mixed_precision,
         "dice_mode": a.dice_mode,
         "tune_input_sizes": a.tune_input_sizes,
+        "tune_multiscale": a.tune_multiscale,
     }
     results: dict = {}
     started = time.time()
@@ -250,7 +264,7 @@ def main():
                         kfold = fine_tune_kfold(name, budget, seed, a.folds, train_ds, run_dir, a.models_dir, **options)
                         row["epochs"] = [f["epochs_run"] for f in kfold["folds"]]
                         row["mixed_precision"] = kfold["folds"][0]["mixed_precision"]  # as resolved ("auto")
-                        row["input_size"] = kfold.get("input_size", {}).get("size")
+                        row["input_size"] = _chosen(kfold)
                         row["wall_minutes"] = round((time.time() - run_started) / 60, 2)  # training + size choice
                         row.update(score(run_dir, test_ds, tta=a.tta))  # the fold models as one ensemble, untuned
                     else:
@@ -269,7 +283,7 @@ def main():
                             **options,
                         )
                         row["epochs"], row["mixed_precision"] = summary["epochs_run"], summary["mixed_precision"]
-                        row["input_size"] = summary.get("input_size", {}).get("size")
+                        row["input_size"] = _chosen(summary)
                         row["wall_minutes"] = round((time.time() - run_started) / 60, 2)
                         row.update(score(summary["model_dir"], test_ds, val_ds if a.tune else None, tta=a.tta))
                     results.setdefault((name, start), []).append(row)
@@ -281,7 +295,7 @@ def main():
             print(
                 f"  {name:9} {start:9} {r['budget']:4g} min seed {r['seed']}: Dice {r['dice']:.3f} [{lo:.3f}, "
                 f"{hi:.3f}], IoU {r['iou']:.3f}, epochs {r.get('epochs', 0)}"
-                + (f", input {r['input_size']['height']}" if r.get("input_size") else "")
+                + (f", input {r['input_size']}" if r.get("input_size") else "")
             )
     print("\nmean over seeds" + (f" ({', '.join(f'{s} - scratch' for s in gains)})" if gains else ""))
     for name in a.models:

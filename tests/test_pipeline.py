@@ -57,6 +57,25 @@ def test_tta_and_ensemble_average(saved_models):
     assert tta.mask.shape == (96, 96)
 
 
+def test_multiscale_averages_the_probabilities_of_each_side_at_the_original_size(saved_models, tmp_path):
+    model, proc = load_model(saved_models["fpn"])
+    ph = generate_phantom(3, (90, 110))
+    singles = [SegmentationPipeline(model, proc.with_size(side))(ph.image) for side in (64, 96)]
+    multi = proc.with_size(64, multiscale=[96, 64])
+    assert multi.multiscale == [64, 96] and [p.size["height"] for p in multi.scale_processors()] == [64, 96]
+    r = SegmentationPipeline(model, multi, uncertainty=True)(ph.image, ground_truth=ph.lesion_mask)
+    stack = np.stack([x.probabilities for x in singles])
+    np.testing.assert_allclose(r.probabilities, stack.mean(0), atol=1e-6)
+    np.testing.assert_allclose(r.uncertainty, stack.std(0), atol=1e-6)  # the two sides are the two views
+    assert r.mask.shape == (90, 110) and np.array_equal(r.mask, (r.probabilities > 0.5).astype(np.uint8))
+    assert r.iou is not None and set(r.timings_ms) == {"preprocess", "inference", "postprocess"}
+    model.save_pretrained(tmp_path, processor=multi)  # saved with the model: the loaded pipeline averages too
+    again = SegmentationPipeline.from_pretrained(tmp_path)(ph.image)
+    np.testing.assert_allclose(again.probabilities, r.probabilities, atol=1e-6)
+    with pytest.raises(ValueError, match="multiscale needs at least two positive input sides"):
+        proc.with_size(64, multiscale=[64])
+
+
 def test_largest_component():
     m = np.zeros((20, 20), np.uint8)
     m[1:3, 1:3] = 1

@@ -136,6 +136,11 @@ def test_input_size_tuning_reports_real_scores_keeps_the_trained_size_within_min
     assert loaded.size_selection["scores"] == tuned["scores"]
     loaded.set_input_size()  # back to the size the weights were trained at
     assert loaded.size == {"height": 64, "width": 64} and loaded.size_selection is None
+    both = tune_input_size([(pipe, ds)], [96, 32], min_gain=-1.0, multiscale=True)  # one more: all sides averaged
+    assert both["scores"]["32+64+96"] >= 0 and {k: both["scores"][k] for k in tuned["scores"]} == tuned["scores"]
+    best = max(both["scores"], key=both["scores"].get)
+    assert both["multiscale"] == ([32, 64, 96] if best == "32+64+96" else None)
+    assert both["size"]["height"] == (64 if both["multiscale"] else int(best))
     with pytest.raises(ValueError, match="size_selection needs the size trained at"):
         TrusImageProcessor(size_selection={"trained": 64})
     with pytest.raises(ValueError, match="input sides must be at least 32 pixels"):

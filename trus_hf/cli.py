@@ -171,7 +171,9 @@ def cmd_tune_postprocessing(a: argparse.Namespace) -> None:
         raise ValueError(f"split {a.split!r} not in dataset; available: {list(dsd)}")
     processor = pipe.processor
     if a.input_sizes:  # first the size, at the model's current thresholds; then the thresholds at that size
-        sized = tune_input_size([(pipe, dsd[a.split])], a.input_sizes, on=f"{a.split!r} frames of {a.data}")
+        sized = tune_input_size(
+            [(pipe, dsd[a.split])], a.input_sizes, on=f"{a.split!r} frames of {a.data}", multiscale=a.multiscale
+        )
         print(describe_input_size(sized))
         processor.set_input_size(sized)
     tuned = tune_postprocessing(pipe, dsd[a.split], group_column=a.group_column, max_missed=a.max_missed)
@@ -400,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="first choose the model input side among these and the trained one (e.g. 224 256 288 320)",
+    )
+    s.add_argument(
+        "--multiscale",
+        action="store_true",
+        help="with --input-sizes, also try averaging all those sides (one forward pass per side)",
     )
     s.add_argument(
         "--group-column", default="source", help="column whose groups weigh the same (e.g. lesion-free frames)"

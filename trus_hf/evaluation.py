@@ -236,6 +236,7 @@ def tune_input_size(
     min_gain: float = 0.005,
     on: str = "validation frames",
     desc: str = "tuning the input size",
+    multiscale: bool = False,
 ) -> dict[str, Any]:
     """The square model input side, among ``sides`` and the one the weights were trained at, that maximises the
     mean IoU (over frames and scored labels, at the pipelines' own thresholds) of each pipeline on its own validation
@@ -247,9 +248,13 @@ def tune_input_size(
     small lesions of a few hundred pixels; BENCHMARKS.md, the seed-scale benchmark). A side other than the trained
     one is taken only where it beats the trained side by at least ``min_gain`` IoU: on ~100 frames the paired
     difference between two sizes carries noise of about that order, and the trained size is the safe default.
+    With ``multiscale`` one more candidate averages the predictions of all the sides (`TrusImageProcessor`'s
+    ``multiscale``: one forward pass per side, so inference costs that many times more).
 
-    Returns what `TrusImageProcessor.set_input_size` takes: ``size`` (the chosen size), ``trained`` (the size the
-    weights were trained at), ``scores`` (mean IoU per side), ``frames`` (how many frames were scored) and ``on``."""
+    Returns what `TrusImageProcessor.set_input_size` takes: ``size`` (the chosen size; the trained one when
+    multi-scale wins), ``multiscale`` (the sides averaged, or None), ``trained`` (the size the weights were trained
+    at), ``scores`` (mean IoU per candidate: a side, or the sides joined by ``+``), ``frames`` (how many frames were
+    scored) and ``on``."""
     if not members:
         raise ValueError("tune_input_size needs at least one (pipeline, validation frames) pair")
     trained = members[0][0].processor.trained_size
@@ -261,26 +266,31 @@ def tune_input_size(
     candidates = sorted({int(trained["height"]), *(int(s) for s in sides)})
     if candidates[0] < 32:
         raise ValueError(f"input sides must be at least 32 pixels, got {list(sides)}")
-    scores: dict[int, float] = {}
-    frames = sum(len(ds) for _, ds in members)
-    for side in progress(candidates, desc=desc, unit="size"):
+    side = int(trained["height"])
+    options = [(str(s), s, None) for s in candidates]  # (name, size, sides averaged)
+    if multiscale and len(candidates) > 1:
+        options.append(("+".join(map(str, candidates)), side, candidates))
+    scores: dict[str, float] = {}
+    for name, size, averaged in progress(options, desc=desc, unit="size"):
         ious = []
         for pipeline, ds in members:
             original = pipeline.processor
-            pipeline.processor = original.with_size(side)
+            pipeline.processor = original.with_size(size, averaged)
             try:
                 ious += _frame_ious(pipeline, ds)
             finally:
                 pipeline.processor = original
-        scores[side] = float(np.mean(ious))
-    best = max(candidates, key=lambda s: scores[s])
-    if scores[best] < scores[trained["height"]] + min_gain:
-        best = trained["height"]
+        scores[name] = float(np.mean(ious))
+    best = max(options, key=lambda o: scores[o[0]])
+    if scores[best[0]] < scores[str(side)] + min_gain:
+        best = (str(side), side, None)
+    _, size, averaged = best
     return {
-        "size": {"height": best, "width": best},
+        "size": {"height": size, "width": size},
+        "multiscale": averaged,
         "trained": dict(trained),
-        "scores": {str(s): round(v, 4) for s, v in scores.items()},
-        "frames": frames,
+        "scores": {k: round(v, 4) for k, v in scores.items()},
+        "frames": sum(len(ds) for _, ds in members),
         "on": on,
     }
 
@@ -288,9 +298,12 @@ def tune_input_size(
 def describe_input_size(tuned: dict[str, Any]) -> str:
     """One line for a `tune_input_size` result (the CLI and the training log print it)."""
     side, trained = tuned["size"]["height"], tuned["trained"]["height"]
+    chosen = (
+        f"sides {'+'.join(map(str, tuned['multiscale']))} averaged" if tuned.get("multiscale") else f"{side}x{side}"
+    )
     scores = ", ".join(f"{s}: {v:.4f}" for s, v in tuned["scores"].items())
     return (
-        f"input size {side}x{side} (trained at {trained}x{trained}); mean IoU on {tuned['frames']} {tuned['on']} "
+        f"input size {chosen} (trained at {trained}x{trained}); mean IoU on {tuned['frames']} {tuned['on']} "
         f"per side: {scores}"
     )
 

@@ -185,9 +185,12 @@ class TrusImageProcessor(BaseImageProcessor):
             chosen on validation data by `trus_hf.evaluation.tune_postprocessing` and saved with the model.
         min_mask_fraction: per label, connected components smaller than this share of the image are dropped (labels
             not named: none dropped); tuned with the threshold.
-        size_selection: where ``size`` was chosen after training rather than trained at, the record of that choice
-            (`trus_hf.evaluation.tune_input_size`): ``trained`` (the size the weights were trained at), ``scores``
-            (mean validation IoU per candidate side), ``frames`` and ``on`` (which validation frames).
+        multiscale: square input sides whose predictions `SegmentationPipeline` averages at the original size
+            (multi-scale test-time augmentation; each side costs one forward pass per view); None: ``size`` alone.
+            The transformers ``pipeline("image-segmentation")`` integration runs ``size`` alone.
+        size_selection: where ``size`` (or ``multiscale``) was chosen after training rather than trained at, the
+            record of that choice (`trus_hf.evaluation.tune_input_size`): ``trained`` (the size the weights were
+            trained at), ``scores`` (mean validation IoU per candidate), ``frames`` and ``on`` (which frames).
     """
 
     model_input_names = ["pixel_values"]
@@ -211,6 +214,7 @@ class TrusImageProcessor(BaseImageProcessor):
         max_pixels: int = MAX_PIXELS,
         mask_threshold: dict[str, float] | None = None,
         min_mask_fraction: dict[str, float] | None = None,
+        multiscale: Sequence[int] | None = None,
         size_selection: dict[str, Any] | None = None,
         **kwargs,
     ):
@@ -254,6 +258,9 @@ class TrusImageProcessor(BaseImageProcessor):
                 f"got {size_selection}"
             )
         self.size_selection = dict(size_selection) if size_selection is not None else None
+        if multiscale is not None and (len(multiscale) < 2 or min(int(v) for v in multiscale) < 1):
+            raise ValueError(f"multiscale needs at least two positive input sides, got {multiscale}")
+        self.multiscale = sorted({int(v) for v in multiscale}) if multiscale is not None else None
 
     @property
     def trained_size(self) -> dict[str, int]:
@@ -261,23 +268,32 @@ class TrusImageProcessor(BaseImageProcessor):
         training."""
         return dict(self.size if self.size_selection is None else self.size_selection["trained"])
 
-    def with_size(self, side: int) -> TrusImageProcessor:
-        """A copy of this processor that resizes to ``side`` x ``side`` (everything else the same)."""
+    def with_size(self, side: int, multiscale: Sequence[int] | None = None) -> TrusImageProcessor:
+        """A copy of this processor that resizes to ``side`` x ``side`` (with ``multiscale``, averages those sides
+        instead; everything else the same)."""
         if int(side) < 1:
             raise ValueError(f"the input side must be a positive number of pixels, got {side}")
+        checked = TrusImageProcessor(multiscale=multiscale)  # validated as in __init__
         other = copy.deepcopy(self)
-        other.size = {"height": int(side), "width": int(side)}
+        other.size, other.multiscale = {"height": int(side), "width": int(side)}, checked.multiscale
         return other
 
     def set_input_size(self, selection: dict[str, Any] | None = None) -> None:
-        """Resize to the input size chosen after training (`trus_hf.evaluation.tune_input_size`'s result: ``size``
-        and the record kept as ``size_selection``); no argument goes back to the size the weights were trained at."""
+        """Take the input size chosen after training (`trus_hf.evaluation.tune_input_size`'s result: ``size``,
+        ``multiscale`` and the record kept as ``size_selection``); no argument goes back to the size the weights
+        were trained at, one scale."""
         if selection is None:
-            self.size, self.size_selection = self.trained_size, None
+            self.size, self.multiscale, self.size_selection = self.trained_size, None, None
             return
-        record = {k: v for k, v in selection.items() if k != "size"}
-        checked = TrusImageProcessor(size=selection["size"], size_selection=record)  # validated as in __init__
-        self.size, self.size_selection = checked.size, checked.size_selection
+        record = {k: v for k, v in selection.items() if k not in ("size", "multiscale")}
+        checked = TrusImageProcessor(  # validated as in __init__
+            size=selection["size"], multiscale=selection.get("multiscale"), size_selection=record
+        )
+        self.size, self.multiscale, self.size_selection = checked.size, checked.multiscale, checked.size_selection
+
+    def scale_processors(self) -> list[TrusImageProcessor]:
+        """One processor per input side of ``multiscale`` (each with one scale), or ``[self]`` without it."""
+        return [self.with_size(side) for side in self.multiscale] if self.multiscale else [self]
 
     def set_postprocessing(
         self, mask_threshold: dict[str, float] | None = None, min_mask_fraction: dict[str, float] | None = None

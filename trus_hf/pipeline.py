@@ -172,8 +172,11 @@ class SegmentationPipeline:
         if lesion_within_gland and not {"gland", "lesion"} <= set(self.labels):
             raise ValueError(f"lesion_within_gland needs a model with 'gland' and 'lesion' labels, got {self.labels}")
         self.lesion_within_gland = lesion_within_gland
-        if uncertainty and len(self.models) * (2 if tta_flip else 1) < 2:
-            raise ValueError("uncertainty needs several views: pass tta_flip=True or an ensemble of models")
+        if uncertainty and len(self.models) * (2 if tta_flip else 1) * len(processor.scale_processors()) < 2:
+            raise ValueError(
+                "uncertainty needs several views: pass tta_flip=True, an ensemble of models or a processor with "
+                "several input sizes (multiscale)"
+            )
         self.uncertainty = uncertainty
         self.processor = processor
         self.threshold = threshold
@@ -261,8 +264,16 @@ class SegmentationPipeline:
         scored against the ground truth (entries may be None, a mask of the primary label or a dict per label).
         Training validation calls this too, so the checkpoint it keeps is chosen by the same masks and metrics that
         evaluation reports."""
+        return self.results_from_probabilities(
+            self.processor.post_process_logits(logits, geometries), ground_truths, threshold
+        )
+
+    def results_from_probabilities(
+        self, probs: Sequence[np.ndarray], ground_truths: Sequence[Any] | None = None, threshold: float | None = None
+    ) -> list[SegmentationResult]:
+        """Probabilities at the original size ((H, W), or (labels, H, W)) -> results: thresholded, optionally
+        reduced to the largest component and the lesion to the gland, scored against the ground truth."""
         threshold = self.threshold if threshold is None else _checked_threshold(threshold)
-        probs = self.processor.post_process_logits(logits, geometries)
         if ground_truths is not None and len(ground_truths) != len(probs):
             raise ValueError(f"got {len(probs)} predictions but {len(ground_truths)} ground truths")
         results = []
@@ -311,32 +322,58 @@ class SegmentationPipeline:
         results = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
+            gts = ground_truths[start : start + len(chunk)] if ground_truths is not None else None
             t0 = time.perf_counter()
             loaded = [_load_input(x, self.processor.max_pixels) for x in chunk]
-            batch = self.processor([a for a, _ in loaded])
-            t1 = time.perf_counter()
-            views = self.view_logits(batch["pixel_values"])
-            logits = torch.stack(views).mean(0) if len(views) > 1 else views[0]
-            t2 = time.perf_counter()
-            gts = ground_truths[start : start + len(chunk)] if ground_truths is not None else None
-            chunk_results = self.postprocess(logits, batch["geometries"], gts, threshold)
+            arrays = [a for a, _ in loaded]
+            if self.processor.multiscale:
+                loading = time.perf_counter() - t0
+                probs, spreads, pre, inference = self._scaled_probabilities(arrays)
+                pre += loading
+                chunk_results = self.results_from_probabilities(probs, gts, threshold)
+            else:
+                batch = self.processor(arrays)
+                t1 = time.perf_counter()
+                views = self.view_logits(batch["pixel_values"])
+                logits = torch.stack(views).mean(0) if len(views) > 1 else views[0]
+                t2 = time.perf_counter()
+                pre, inference = t1 - t0, t2 - t1
+                chunk_results = self.postprocess(logits, batch["geometries"], gts, threshold)
+                if self.uncertainty:
+                    spread = torch.stack([torch.sigmoid(v) for v in views]).std(0, unbiased=False)
+                    spreads = self.processor.post_process_maps(spread, batch["geometries"])
             if self.uncertainty:
-                spread = torch.stack([torch.sigmoid(v) for v in views]).std(0, unbiased=False)
-                for r, u in zip(chunk_results, self.processor.post_process_maps(spread, batch["geometries"])):
+                for r, u in zip(chunk_results, spreads):
                     stack = u[None] if u.ndim == 2 else u
                     r.label_uncertainty = dict(zip(self.labels, stack))
                     r.uncertainty = r.label_uncertainty[self.primary_label]
-            t3 = time.perf_counter()
+            post = time.perf_counter() - t0 - pre - inference  # mapping back, thresholds, components, metrics
             n = len(chunk)
             for r, (_, source) in zip(chunk_results, loaded):
                 r.timings_ms = {
-                    "preprocess": (t1 - t0) * 1000 / n,
-                    "inference": (t2 - t1) * 1000 / n,
-                    "postprocess": (t3 - t2) * 1000 / n,
+                    "preprocess": pre * 1000 / n,
+                    "inference": inference * 1000 / n,
+                    "postprocess": post * 1000 / n,
                 }
                 r.source = source
             results += chunk_results
         return results
+
+    def _scaled_probabilities(self, images: list[Any]) -> tuple[list[np.ndarray], list[np.ndarray], float, float]:
+        """Multi-scale test-time augmentation (the processor's ``multiscale``): every view (ensemble members, flips)
+        at every input side, each mapped back to the original size as probabilities and averaged there (logits of
+        different input sizes meet only at one geometry). Returns per image the mean probability and the spread over
+        the views, and the seconds spent in preprocessing and in the models."""
+        maps, pre, inference = [], 0.0, 0.0
+        for processor in self.processor.scale_processors():
+            t0 = time.perf_counter()
+            batch = processor(images)
+            t1 = time.perf_counter()
+            views = self.view_logits(batch["pixel_values"])
+            pre, inference = pre + t1 - t0, inference + time.perf_counter() - t1
+            maps += [processor.post_process_logits(v, batch["geometries"]) for v in views]
+        stacks = [np.stack([m[i] for m in maps]) for i in range(len(images))]
+        return [s.mean(0) for s in stacks], [s.std(0) for s in stacks], pre, inference
 
     def __call__(
         self, images: Any, ground_truth: Any = None, threshold: float | None = None

@@ -84,6 +84,13 @@ class TrainingArguments:
             "frames, out of fold for --folds, and save it with the model(s), e.g. 224 256 288 320"
         },
     )
+    tune_multiscale: bool = field(
+        default=False,
+        metadata={
+            "help": "with --tune_input_sizes, also try averaging the predictions of all those sides (multi-scale "
+            "inference: one forward pass per side)"
+        },
+    )
     epochs: int = field(default=50, metadata={"help": "maximum epochs"})
     batch_size: int = field(default=4, metadata={"help": "per-device batch size"})
     learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate"})

@@ -32,7 +32,9 @@ def _tune_members_input_size(runs, held_out, args: TrainingArguments, test) -> d
     trained on) and rewrite every fold model with it: its processor, and its card and test figures at that size."""
     members = [load_model(s["model_dir"]) for _, s in runs]
     pairs = [(SegmentationPipeline(m, p, device="cpu"), ds) for (m, p), ds in zip(members, held_out)]
-    tuned = tune_input_size(pairs, args.tune_input_sizes, on="out-of-fold validation frames")
+    tuned = tune_input_size(
+        pairs, args.tune_input_sizes, on="out-of-fold validation frames", multiscale=args.tune_multiscale
+    )
     logger.info(describe_input_size(tuned))
     for (model, processor), (fold_args, s) in zip(members, runs):
         processor.set_input_size(tuned)

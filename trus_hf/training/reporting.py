@@ -133,7 +133,9 @@ def finalize_run(out: Path, args: TrainingArguments, test_ds, state, val_ds=None
     result: dict[str, Any] = {"model_dir": str(out / "model")}
     if args.tune_input_sizes and val_ds is not None and len(val_ds):
         pipeline = SegmentationPipeline(model, processor, device="cpu")
-        result["input_size"] = tune_input_size([(pipeline, val_ds)], args.tune_input_sizes)
+        result["input_size"] = tune_input_size(
+            [(pipeline, val_ds)], args.tune_input_sizes, multiscale=args.tune_multiscale
+        )
         logger.info(describe_input_size(result["input_size"]))
         processor.set_input_size(result["input_size"])
     result.update(write_model(out / "model", model, processor, args, test_ds, state))
