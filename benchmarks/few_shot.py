@@ -36,6 +36,7 @@ BUS-BRA: Gomez-Flores et al., Medical Physics 51(4):3110-3123 (2024).
 """
 
 import argparse
+import copy
 import dataclasses
 import json
 import random
@@ -89,12 +90,23 @@ def split_by_case(ds, seed: int = 0):
     return fit_idx, val_idx, test_idx
 
 
+def _lesion_dice(pipe, test_ds) -> float:
+    return float(np.mean([r["dice"] for r in of_label(evaluate_dataset(pipe, test_ds, desc="test"), "lesion")]))
+
+
 def score(model_dir, test_ds, tune_ds=None, tta: bool = False) -> dict:
     """Test lesion Dice and IoU of a model folder (a k-fold run's folder: its fold models as one ensemble); with
     ``tune_ds`` (the run's validation frames) the post-processing is tuned on it first, as `trus-hf
-    tune-postprocessing` does."""
+    tune-postprocessing` does. A model whose input size was chosen after training is also scored at the size it
+    trained at (``dice_trained_size``): what the choice changed."""
     pipe = SegmentationPipeline.from_pretrained(model_dir, device="cpu", tta_flip=tta)
     out = {}
+    if pipe.processor.size_selection is not None:
+        chosen = pipe.processor
+        pipe.processor = copy.deepcopy(chosen)
+        pipe.processor.set_input_size()
+        out["dice_trained_size"] = _lesion_dice(pipe, test_ds)
+        pipe.processor = chosen
     if tune_ds is not None:
         tuned = tune_postprocessing(pipe, tune_ds, desc="tuning")
         pipe.processor.set_postprocessing(tuned["mask_threshold"], tuned["min_mask_fraction"])
@@ -212,6 +224,9 @@ def main():
     )
     ap.add_argument("--tta", action="store_true", help="score every model with horizontal-flip TTA")
     ap.add_argument(
+        "--split-seed", type=int, default=0, help="seed of the split by case (default 0: the benchmark's split)"
+    )
+    ap.add_argument(
         "--tune-input-sizes",
         nargs="*",
         type=int,
@@ -239,7 +254,7 @@ def main():
     if not (Path(a.busbra) / "bus_data.csv").is_file():
         raise SystemExit(f"{a.busbra}: BUS-BRA not found (pass --busbra)")
     ds = load_busbra(a.busbra, devices=[HELD_OUT_DEVICE], labels=DEMO_LABELS)
-    fit_idx, val_idx, test_idx = split_by_case(ds)
+    fit_idx, val_idx, test_idx = split_by_case(ds, a.split_seed)
     fit_ds, val_ds, test_ds = ds.select(fit_idx), ds.select(val_idx), ds.select(test_idx)
     train_ds = ds.select(sorted(fit_idx + val_idx))  # the kfold start's 96 frames
     print(f"{HELD_OUT_DEVICE}: {len(ds)} frames -> {len(fit_idx)} fit + {len(val_idx)} val, {len(test_idx)} test")
@@ -296,6 +311,7 @@ def main():
                 f"  {name:9} {start:9} {r['budget']:4g} min seed {r['seed']}: Dice {r['dice']:.3f} [{lo:.3f}, "
                 f"{hi:.3f}], IoU {r['iou']:.3f}, epochs {r.get('epochs', 0)}"
                 + (f", input {r['input_size']}" if r.get("input_size") else "")
+                + (f" (at the trained size {r['dice_trained_size']:.3f})" if "dice_trained_size" in r else "")
             )
     print("\nmean over seeds" + (f" ({', '.join(f'{s} - scratch' for s in gains)})" if gains else ""))
     for name in a.models:
