@@ -327,3 +327,15 @@ def test_served_exports_follow_a_retuned_processor(saved_models, tmp_path):
     onnx_mask = SegmentationPipeline.from_pretrained(second, backend="onnx")(image).mask
     torch_mask = SegmentationPipeline(model, processor, device="cpu")(image).mask
     assert binary_metrics(onnx_mask, torch_mask)["iou"] > 0.99
+
+
+@pytest.mark.parametrize("arch", ["fpn", "segformer"])
+def test_multiscale_runs_on_onnx_runtime_as_on_pytorch(arch, exported, saved_models):
+    """The exported graph's dynamic height and width take every side of a multi-scale processor."""
+    onnx_model, proc = load_model(exported[arch], backend="onnx", onnx_file="model.onnx")
+    torch_model, _ = load_model(saved_models[arch])
+    multi = proc.with_size(64, multiscale=[64, 96, 128])
+    image = generate_phantom(5, (120, 140)).image
+    a = SegmentationPipeline(onnx_model, multi, tta_flip=True)(image)
+    b = SegmentationPipeline(torch_model, multi, tta_flip=True)(image)
+    assert np.abs(a.probabilities - b.probabilities).max() <= 1e-3 and a.mask.shape == (120, 140)
