@@ -95,3 +95,52 @@ def test_dataset_push_then_load_by_hub_id(tmp_path):
         r = run_python("-c", DATASET_CLIENT, tmp_path, env=env)
         assert "DATASET-OK" in r.stdout, r.stderr[-4000:]
         assert any(req.startswith("POST /api/datasets/trus-org/phantoms/commit/") for req in hub.state.requests)
+
+
+KFOLD_CLIENT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from huggingface_hub import HfApi
+    from trus_hf import SegmentationPipeline
+    from trus_hf.cli import main
+    from trus_hf.synthetic import generate_phantom
+    run, out = sys.argv[1], sys.argv[2]
+    assert main(["push", "--model", run, "--repo-id", "trus-org/tiny-k2"]) == 0
+    remote = SegmentationPipeline.from_pretrained("trus-org/tiny-k2", device="cpu")
+    local = SegmentationPipeline.from_pretrained(run, device="cpu")
+    image = generate_phantom(3, (80, 90)).image
+    diff = float(np.abs(remote(image).probabilities - local(image).probabilities).max())
+    api = HfApi()
+    files = sorted(s.rfilename for s in api.repo_info("trus-org/tiny-k2").siblings)
+    card = open(api.hf_hub_download("trus-org/tiny-k2", "README.md")).read()
+    fold_card = open(api.hf_hub_download("trus-org/tiny-k2", "fold_2/model/README.md")).read()
+    json.dump({"members": len(remote.models), "diff": diff, "files": files, "card": card, "fold_card": fold_card,
+               "size": remote.processor.size}, open(out, "w"))
+""")
+
+
+def test_a_kfold_run_pushed_loads_back_by_hub_id_as_its_ensemble(tmp_path):
+    from conftest import tiny_model, tiny_processor
+
+    run = tmp_path / "k2"
+    folds = []
+    for i in (1, 2):
+        tiny_model("fpn", seed=i).save_pretrained(run / f"fold_{i}" / "model", processor=tiny_processor())
+        (run / f"fold_{i}" / "checkpoints").mkdir()  # training leftovers stay home
+        (run / f"fold_{i}" / "checkpoints" / "junk.bin").write_bytes(b"0" * 100)
+        folds.append({"fold": i, "val_iou": 0.5 + i / 10, "val_dice": 0.6 + i / 10, "val_images": 6})
+    summary = {"k": 2, "folds": folds, "iou_mean": 0.65, "iou_std": 0.05, "dice_mean": 0.75, "dice_std": 0.05}
+    (run / "kfold_summary.json").write_text(json.dumps(summary))
+    with LocalHub() as hub:
+        out = tmp_path / "result.json"
+        run_python("-c", KFOLD_CLIENT, run, out, env=hub.client_env(tmp_path))
+    result = json.loads(out.read_text())
+    assert result["members"] == 2 and result["diff"] == 0.0 and result["size"] == {"height": 64, "width": 64}
+    model_files = ["README.md", "config.json", "model.safetensors", "preprocessor_config.json"]
+    assert result["files"] == sorted(
+        ["README.md", "kfold_summary.json", *(f"fold_{i}/model/{f}" for i in (1, 2) for f in model_files)]
+    )
+    card = result["card"]
+    assert "A 2-fold cross-validation run" in card and 'from_pretrained("trus-org/tiny-k2")' in card
+    assert "| 2 | fold_2/model | 6 | 0.7000 | 0.8000 |" in card and "library_name: trus-hf" in card
+    assert "trus-org/tiny-k2" in result["fold_card"] and "path/to/model" not in result["fold_card"]

@@ -453,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export_onnx, parser=s, long_job=True)
 
     s = sub.add_parser("push", help="push a model folder to the Hub (card with metrics, ONNX when present)")
-    s.add_argument("--model", required=True, help="model folder")
+    s.add_argument(
+        "--model", required=True, help="model folder, or a k-fold run's folder (loaded back by Hub ID as its ensemble)"
+    )
     s.add_argument("--repo-id", required=True, help="Hub repo ID, e.g. org/trus-fpn")
     s.add_argument("--private", action="store_true")
     s.add_argument("--revision", default=None, help="branch to push to")

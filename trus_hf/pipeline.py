@@ -203,11 +203,18 @@ class SegmentationPipeline:
         **kwargs,
     ) -> SegmentationPipeline:
         """Load one model (or several, as an ensemble sharing the first one's processor) by folder or Hub ID. A k-fold
-        run's output folder (``--folds K``) loads as the ensemble of its K fold models."""
-        from .models import load_model
+        run's output folder (``--folds K``), or a Hub repo it was pushed to (`trus_hf.hub.push_model`), loads as the
+        ensemble of its K fold models."""
+        from .models import load_model, resolve_model_dir
+
+        def members(source: str | Path) -> list:
+            found = kfold_members(source)
+            if found is None and not Path(source).exists():  # a Hub ID: a pushed k-fold run expands once downloaded
+                found = kfold_members(resolve_model_dir(source, revision=revision))
+            return found or [source]
 
         given = [path_or_hub_id] if isinstance(path_or_hub_id, (str, Path)) else list(path_or_hub_id)
-        sources = [m for s in given for m in (kfold_members(s) or [s])]
+        sources = [m for s in given for m in members(s)]
         loaded = [load_model(s, revision=revision, backend=backend) for s in sources]
         return cls([m for m, _ in loaded], loaded[0][1], **kwargs)
 
