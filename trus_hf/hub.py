@@ -15,6 +15,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCardData
 
+from .configuration import TrusSegConfig
 from .modelcard import MODEL_ID_PLACEHOLDER
 from .models import load_model
 from .pipeline import KFOLD_SUMMARY, kfold_members
@@ -43,25 +44,26 @@ def push_folder(
     return str(getattr(info, "oid", info))
 
 
-def _stage_model(folder: Path, staged: Path, repo_id: str) -> None:
+def _stage_model(folder: Path, staged: Path, repo_id: str) -> TrusSegConfig:
     """Copy a model folder that loads (model, processor, card, ONNX files) to ``staged``, its card given the repo
-    ID."""
-    load_model(folder, backend="onnx" if not (folder / "model.safetensors").is_file() else "torch")
+    ID; returns the model's configuration."""
+    model, _ = load_model(folder, backend="onnx" if not (folder / "model.safetensors").is_file() else "torch")
     shutil.copytree(folder, staged, ignore=shutil.ignore_patterns(".*", "*.tmp", "checkpoints"))
     card = staged / "README.md"
     if card.is_file():
         card.write_text(card.read_text().replace(MODEL_ID_PLACEHOLDER, repo_id))
+    return model.config
 
 
-def _kfold_card(run: Path, members: list[Path], repo_id: str) -> str:
-    """The card at the top of a pushed k-fold run: what the repo holds, how it loads, the cross-validation."""
+def _kfold_card(run: Path, config: TrusSegConfig, repo_id: str) -> str:
+    """The card at the top of a pushed k-fold run (its fold models' ``config``): what the repo holds, how it loads,
+    the cross-validation."""
     summary = json.loads((run / KFOLD_SUMMARY).read_text())
-    model, _ = load_model(members[0])
     data = ModelCardData(
         license="apache-2.0",
         library_name="trus-hf",
         pipeline_tag="image-segmentation",
-        tags=["medical-imaging", "ultrasound", "trus", "segmentation", model.config.architecture, "ensemble"],
+        tags=["medical-imaging", "ultrasound", "trus", "segmentation", config.architecture, "ensemble"],
     )
     rows = "\n".join(
         f"| {f['fold']} | fold_{f['fold']}/model | {f['val_images']} | {f['val_iou']:.4f} | {f['val_dice']:.4f} |"
@@ -69,8 +71,8 @@ def _kfold_card(run: Path, members: list[Path], repo_id: str) -> str:
     )
     return (
         f"---\n{data.to_yaml()}\n---\n\n# {repo_id.split('/')[-1]}\n\n"
-        f"A {summary['k']}-fold cross-validation run of trus-hf: {summary['k']} {model.config.description} models "
-        f"(labels: {', '.join(model.config.labels)}), each trained on the other folds and validated on its own, "
+        f"A {summary['k']}-fold cross-validation run of trus-hf: {summary['k']} {config.description} models "
+        f"(labels: {', '.join(config.labels)}), each trained on the other folds and validated on its own, "
         "that predict together: their logits are averaged.\n\n"
         "> **Research software, not a medical device.** It must not be used for diagnosis or treatment decisions.\n\n"
         "## How to use\n\n```python\nfrom trus_hf import SegmentationPipeline\n\n"
@@ -98,10 +100,9 @@ def push_model(
         if members is None:
             _stage_model(folder, staged, repo_id)
         else:
-            for member in members:
-                _stage_model(member, staged / member.relative_to(folder), repo_id)
+            configs = [_stage_model(member, staged / member.relative_to(folder), repo_id) for member in members]
             for name in (KFOLD_SUMMARY, "kfold_metrics.csv"):
                 if (folder / name).is_file():
                     shutil.copy(folder / name, staged / name)
-            (staged / "README.md").write_text(_kfold_card(folder, members, repo_id))
+            (staged / "README.md").write_text(_kfold_card(folder, configs[0], repo_id))
         return push_folder(staged, repo_id, private=private, token=token, revision=revision)

@@ -209,8 +209,9 @@ class SegmentationPipeline:
 
         def members(source: str | Path) -> list:
             found = kfold_members(source)
-            if found is None and not Path(source).exists():  # a Hub ID: a pushed k-fold run expands once downloaded
-                found = kfold_members(resolve_model_dir(source, revision=revision))
+            if found is None and not Path(source).exists():  # a Hub ID, downloaded once: a pushed k-fold run expands
+                folder = resolve_model_dir(source, revision=revision)
+                found = kfold_members(folder) or [folder]
             return found or [source]
 
         given = [path_or_hub_id] if isinstance(path_or_hub_id, (str, Path)) else list(path_or_hub_id)

@@ -79,7 +79,8 @@ def train_kfold(
                 "tune_input_sizes": [],  # chosen below, on every fold's held-out frames at once
             }
         )
-        s = train(model_config, fold_args, full.select(tr), full.select(va), test)
+        # with an input size to choose, the test split is scored once, at that size, by _tune_members_input_size
+        s = train(model_config, fold_args, full.select(tr), full.select(va), None if args.tune_input_sizes else test)
         runs.append((fold_args, s))
         per_fold.append(
             {
