@@ -16,7 +16,9 @@ What each column is:
 - ``ORT int8``: `quantize_int8` with the defaults (MinMax calibration on phantoms of every preset, QDQ, per-channel
   weights, first and last node in fp32). Loaded as `load_model` does, with the session setting its export measured
   faster (ONNX Runtime's QDQ propagation on or off, `trus_hf.export.QDQ_PROPAGATION`); both are also timed here,
-  alternately. PyTorch and ONNX Runtime are timed one after the other, not alternately: between ONNX Runtime runs
+  alternately (in blocks after a pause: `_paired_ms`). ``ORT int8 conv + head`` (a transformer only): the export's
+  third candidate, only the convolutions and the decode head quantized (``scope="conv_head"``).
+  PyTorch and ONNX Runtime are timed one after the other, not alternately: between ONNX Runtime runs
   (whose threads spin on for a while after each run) PyTorch eager FPN-resnet152 took 1,664 ms against 1,488 ms
   on its own in the same run.
   The export also times the INT8 file with its weights' zero points offset to -1 (`offset_weight_zero_points`:
@@ -26,18 +28,23 @@ What each column is:
   excluded) and session options (spinning off, IO binding), each timed in this run.
 
 PyTorch eager's time depends on how the process allocates: each forward at 768x768 takes over a gigabyte of fresh
-temporaries from the OS, and the minor page faults per forward are printed. Run once as it is and once with
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (huge pages: ~30x fewer faults) to see both denominators.
+temporaries from the OS, and the minor page faults per forward are printed. So PyTorch eager is also timed in a
+second process with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (huge pages: ~30x fewer faults; the same model, seed
+and input), right after this process's figures, and every ONNX Runtime figure is given against both denominators.
 
-Agreement is measured on the bundled demo models (trained, gland + lesion): there is no trained FPN-resnet152 here
+Agreement is measured on the bundled demo models (trained, gland + lesion), for every setting ``export-onnx --int8
+auto`` tries, with the one it keeps: there is no trained FPN-resnet152 here
 (no ImageNet weights to start from and no GPU to train one), so the resnet152 row is timed on random weights, whose
 latency equals a trained one's, and agreement comes from the trained models.
 """
 
 import argparse
+import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +63,9 @@ from trus_hf import (
     load_model,
 )
 from trus_hf.export import (
+    AUTO_INT8_CANDIDATES,
     QDQ_PROPAGATION,
+    _has_layer_norm,
     _paired_ms,
     _phantom_frames,
     _torch_export,
@@ -117,19 +126,36 @@ def io_bound(session_model: OnnxSegmentationModel, x: np.ndarray):
     return lambda x=x, out=out: s.run_with_iobinding(binding)
 
 
-def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> dict:
+def _model_and_input(name: str, size: int) -> tuple[torch.nn.Module, TrusImageProcessor, np.ndarray, torch.Tensor]:
     proc = TrusImageProcessor(size={"height": size, "width": size})
     frame = generate_phantom(1, (600, 800)).image
-    x = proc(frame)["pixel_values"]
-    xn = x.numpy()
     torch.manual_seed(0)
-    model = create_model(MODELS[name]).eval()
-    row = {}
+    return create_model(MODELS[name]).eval(), proc, frame, proc(frame)["pixel_values"]
+
+
+def eager_ms(model: torch.nn.Module, x: torch.Tensor, runs: int) -> tuple[float, int]:
+    """PyTorch eager: median milliseconds and the minor page faults of one more forward."""
     with torch.inference_mode():
-        row["torch"] = median_ms(lambda: model(x), runs)
+        ms = median_ms(lambda: model(x), runs)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         model(x)
-        row["_faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+        return ms, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
+
+def eager_with_huge_pages(name: str, size: int, runs: int) -> dict:
+    """PyTorch eager of the same model and input in a fresh process with glibc's huge-page tunable."""
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    cmd = [sys.executable, __file__, "--eager-only", name, "--size", str(size), "--runs", str(runs)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> dict:
+    model, proc, frame, x = _model_and_input(name, size)
+    xn = x.numpy()
+    row = {}
+    row["torch"], row["_faults"] = eager_ms(model, x, runs)
+    with torch.inference_mode():
         folded = model.inference_module()
         if type(model).inference_module is not TrusSegmentationModel.inference_module:  # a rewritten graph
             row["torch folded"] = median_ms(lambda: folded(x), runs)
@@ -146,6 +172,18 @@ def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> di
     row["_zero_points"] = info["int8"]["weight_zero_point_offset"]
     row["ORT fp32"] = median_ms(lambda: ort32(xn), runs)
     row["ORT int8"] = median_ms(lambda: ort8(xn), runs)
+    if _has_layer_norm(onnx_dir / "model.onnx"):  # the export's third candidate on a transformer
+        q = quantize_int8(
+            onnx_dir / "model.onnx",
+            folder / "conv_head.onnx",
+            proc,
+            calibration_size=8,
+            exclude=None,
+            scope="conv_head",
+        )
+        conv_head = OnnxSegmentationModel(q, model.config)
+        row["ORT int8 conv + head"] = median_ms(lambda: conv_head(xn), runs)
+        del conv_head
     # timed alternately (`_paired_ms`): the VM's speed drifts by more than the differences measured here; ort8 is
     # one of the two settings, a second session of the file the other
     chose_off = bool(ort8.disabled_optimizers)
@@ -180,9 +218,15 @@ def time_model(name: str, size: int, runs: int, variants: bool, tmp: Path) -> di
     return row
 
 
+def _label(options: dict) -> str:
+    scope = "convolutions + decode head" if options.get("scope") == "conv_head" else "every node"
+    return f"{scope}, " + ("first + last node fp32" if options.get("exclude", "ends") == "ends" else "nothing excluded")
+
+
 def trained_agreement(tmp: Path, variants: bool) -> list[str]:
     """INT8 vs fp32 on the bundled (trained) demo models: mask agreement per label on 24 held-out phantoms of every
-    preset (seeds unseen by calibration and training) and the time ratio at their own canvas."""
+    preset (seeds unseen by calibration and training) and the time ratio at their own canvas, for each setting
+    `export-onnx --int8 auto` tries, and which one it keeps."""
     from trus_hf.demo import demo_model_paths
 
     lines = []
@@ -192,25 +236,30 @@ def trained_agreement(tmp: Path, variants: bool) -> list[str]:
     frames = _phantom_frames(30_000, 24)
     for name, path in paths.items():
         out = tmp / f"demo_{name}"
-        export_onnx(path, out, int8=True, calibration_size=16)
+        info = export_onnx(path, out, int8="auto", calibration_size=16)
         fp32, proc = load_model(out, backend="onnx", onnx_file="model.onnx")
-        settings = [("defaults", out / "model_int8.onnx")]
+        kept = info["int8"]["settings"] if info["preferred"] != "model.onnx" else None
+        candidates = [c for c in AUTO_INT8_CANDIDATES if "scope" not in c or _has_layer_norm(out / "model.onnx")]
         if variants:
-            for label, options in (("percentile", {"method": "percentile"}), ("nothing excluded", {"exclude": None})):
-                q = quantize_int8(out / "model.onnx", out / f"{label}.onnx", proc, calibration_size=16, **options)
-                settings.append((label, q))
+            candidates += [{"method": "percentile"}]
         x = proc(frames[0])["pixel_values"].numpy()
         t32 = median_ms(lambda m=fp32, x=x: m(x), 20)
-        for label, file in settings:
+        for i, options in enumerate(candidates):
+            file = quantize_int8(out / "model.onnx", out / f"candidate_{i}.onnx", proc, calibration_size=16, **options)
             int8 = OnnxSegmentationModel(file, fp32.config)
             agree = mask_agreement(fp32, int8, proc, frames)
             t8 = median_ms(lambda m=int8, x=x: m(x), 20)
             per_label = ", ".join(f"{k} {v['mean']:.4f} (min {v['min']:.4f})" for k, v in agree["labels"].items())
+            label = _label(options) + (f", {options['method']}" if "method" in options else "")
             lines.append(
                 f"demo {name} ({fp32.config.encoder_name if name == 'fpn' else 'mit-b0'}, "
                 f"{proc.canvas_size[0]}x{proc.canvas_size[1]}), INT8 {label}: mask IoU agreement with fp32 "
                 f"{per_label}; {t8:.1f} ms vs {t32:.1f} ms ({t8 / t32:.2f}x)"
             )
+        lines.append(
+            f"demo {name}: `export-onnx --int8 auto` keeps "
+            + (f"INT8 {_label(kept)} ({info['int8']['time_ratio']:.2f}x fp32 in its check)" if kept else "fp32")
+        )
     return lines
 
 
@@ -220,12 +269,19 @@ def main():
     ap.add_argument("--size", type=int, default=768)
     ap.add_argument("--models", nargs="+", default=["fpn-resnet152", "segformer-b0"], choices=list(MODELS))
     ap.add_argument("--variants", action="store_true", help="also time the other quantizer and session settings")
+    ap.add_argument("--eager-only", choices=list(MODELS), help=argparse.SUPPRESS)  # the huge-page process
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    if a.eager_only:
+        model, _, _, x = _model_and_input(a.eager_only, a.size)
+        ms, faults = eager_ms(model, x, a.runs)
+        print(json.dumps({"ms": ms, "faults": faults}))
+        return
     tmp = Path(tempfile.mkdtemp())
     rows = {}
     for name in a.models:
         rows[name] = time_model(name, a.size, a.runs, a.variants, tmp)
+        rows[name]["_huge_pages"] = eager_with_huge_pages(name, a.size, a.runs)
         print(f"measured {name}: {rows[name]}", flush=True)
     print(
         f"\nbatch 1, {a.size}x{a.size}, {os.environ['OMP_NUM_THREADS']} threads, median of {a.runs}: ms "
@@ -246,6 +302,12 @@ def main():
                 f"({zp['offset_ms'] / zp['zero_ms']:.3f}x); kept: {'-1' if zp['kept'] else '0'}"
             )
         print(f"  PyTorch eager: {row['_faults']:,} minor page faults per forward")
+        huge = row["_huge_pages"]
+        print(
+            f"  PyTorch eager in a process with huge pages: {huge['ms']:.1f} ms ({huge['faults']:,} minor page "
+            f"faults per forward); against it: "
+            + ", ".join(f"{k} {row[k] / huge['ms']:.3f}x" for k in ("ORT fp32", "ORT int8"))
+        )
         s = row["_split"]
         total = sum(s.values())
         print(

@@ -193,6 +193,8 @@ def _quantization_options(a: argparse.Namespace) -> dict:
         options["quant_format"] = a.quant_format
     if a.exclude:
         options["exclude"] = None if a.exclude == ["none"] else ("ends" if a.exclude == ["ends"] else a.exclude)
+    if a.int8_scope:
+        options["scope"] = a.int8_scope
     return options
 
 
@@ -446,8 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude",
         nargs="+",
         default=None,
-        help="nodes kept in fp32: 'ends' (first and last), 'none', or node names. Without any of these three "
-        "options, --int8 auto tries 'ends' and 'none' and keeps the better",
+        help="nodes kept in fp32: 'ends' (first and last), 'none', or node names. Without any of these four "
+        "options, --int8 auto tries 'ends', 'none' and (on a transformer) 'none' with --int8-scope conv_head, "
+        "and keeps the fastest that agrees with fp32",
+    )
+    s.add_argument(
+        "--int8-scope",
+        choices=["all", "conv_head"],
+        default=None,
+        help="nodes quantized: all (default) or only the convolutions and the decode head after the last layer "
+        "normalization (attention and normalizations stay fp32)",
     )
     s.add_argument("--no-check", action="store_true", help="skip the PyTorch parity check")
     s.set_defaults(func=cmd_export_onnx, parser=s, long_job=True)

@@ -128,10 +128,13 @@ DEFAULT_OPSET = 23
 #: and it runs at most ``INT8_MAX_TIME_RATIO`` of fp32's time.
 INT8_AGREEMENT_TARGET = 0.95
 INT8_MAX_TIME_RATIO = 0.9
-#: Settings `export_onnx(int8="auto")` tries when none are given, keeping the fastest that qualifies. Both calibrate
-#: with MinMax (small memory at any size); keeping the first and the last node in fp32 protects the FPN's agreement,
-#: while Segformer agrees and runs faster with every node quantized (BENCHMARKS.md).
-AUTO_INT8_CANDIDATES = ({"exclude": "ends"}, {"exclude": None})
+#: Settings `export_onnx(int8="auto")` tries when none are given, keeping the fastest that qualifies. All calibrate
+#: with MinMax (small memory at any size); keeping the first and the last node in fp32 protects the FPN's agreement;
+#: a transformer (Segformer) runs faster with only its convolutions and decode head in INT8 (``scope="conv_head"``:
+#: 0.85x fp32 at 768x768, where every node quantized runs at ~1.0x: BENCHMARKS.md). The last candidate is tried
+#: only on graphs with layer normalization, as elsewhere it equals the second.
+AUTO_INT8_CANDIDATES = ({"exclude": "ends"}, {"exclude": None}, {"exclude": None, "scope": "conv_head"})
+INT8_SCOPES = ("all", "conv_head")
 #: ONNX Runtime's QDQ propagation moves the QuantizeLinear that follows a MaxPool in front of it, so the MaxPool runs
 #: on uint8 in plain NCHW: for FPN-resnet152 at 768x768, 25 ms instead of 6 ms in fp32 in the blocked layout, the
 #: whole INT8 model 0.79-0.99x its time with the transformer off. For the mobilenet_v2 demo FPN and Segformer it is
@@ -183,6 +186,28 @@ def _excluded_nodes(path: Path, exclude: str | list[str] | None) -> list[str]:
     return sorted({nodes[0], nodes[-1]}) if nodes else []
 
 
+def _has_layer_norm(path: str | Path) -> bool:
+    import onnx
+
+    return any(n.op_type == "LayerNormalization" for n in onnx.load(str(path)).graph.node)
+
+
+def _scoped_nodes(path: Path, scope: str) -> list[str] | None:
+    """The nodes to quantize (None: every quantizable one). ``"conv_head"``: every convolution, and every node
+    after the graph's last LayerNormalization (a transformer's decode head: its projections, upsamplings, sums and
+    classifier, whose 256-channel maps at a quarter of the input's resolution then move as uint8). Attention,
+    MatMul and the layer normalizations stay fp32: wrapped in QuantizeLinear / DequantizeLinear pairs they cost
+    more than INT8 saves (Segformer-b0 at 768x768, every node quantized: ~1.0x fp32's time)."""
+    if scope == "all":
+        return None
+    import onnx
+
+    nodes = list(onnx.load(str(path)).graph.node)
+    norms = [i for i, n in enumerate(nodes) if n.op_type == "LayerNormalization"]
+    head = nodes[norms[-1] + 1 :] if norms else []
+    return [n.name for n in nodes if n.op_type == "Conv"] + [n.name for n in head if n.op_type != "Conv"]
+
+
 def quantize_int8(
     onnx_path: str | Path,
     out_path: str | Path,
@@ -193,14 +218,16 @@ def quantize_int8(
     quant_format: str = "qdq",
     exclude: str | list[str] | None = "ends",
     per_channel: bool = True,
+    scope: str = "all",
 ) -> Path:
     """Static INT8 quantization (ONNX Runtime's quantizer after its ``quant_pre_process``) calibrated on processed
     frames: phantoms of every preset by default, else the ``train`` split of ``calibration_data``.
 
     ``method``: ``minmax``, ``entropy`` or ``percentile`` calibration; ``quant_format``: ``qdq`` (QuantizeLinear /
     DequantizeLinear pairs that ONNX Runtime fuses into integer kernels) or ``qoperator`` (QLinearConv...);
-    ``exclude``: nodes kept in fp32 (see `_excluded_nodes`); weights per channel by default. Dynamic quantization is
-    not offered: it turns convolutions into ConvInteger, slower than fp32 on CPU (BENCHMARKS.md).
+    ``exclude``: nodes kept in fp32 (see `_excluded_nodes`); ``scope``: ``all`` quantizable nodes or ``conv_head``
+    (see `_scoped_nodes`); weights per channel by default. Dynamic quantization is not offered: it turns
+    convolutions into ConvInteger, slower than fp32 on CPU (BENCHMARKS.md).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -215,6 +242,8 @@ def quantize_int8(
         raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}")
     if quant_format not in formats:
         raise ValueError(f"quant_format must be one of {sorted(formats)}, got {quant_format!r}")
+    if scope not in INT8_SCOPES:
+        raise ValueError(f"scope must be one of {list(INT8_SCOPES)}, got {scope!r}")
     out_path = Path(out_path)
     pre = out_path.with_suffix(".pre.onnx")
     # Without ONNX Runtime's graph optimization here (the exporter's optimizer already folded the graph): it inlines
@@ -236,6 +265,7 @@ def quantize_int8(
             # MinMax keeps only per-tensor ReduceMin/ReduceMax outputs, so memory stays small without
             # CalibMaxIntermediateOutputs (which, in ONNX Runtime 1.32, drops the MinMax data it collected).
             nodes_to_exclude=_excluded_nodes(pre, exclude),
+            nodes_to_quantize=_scoped_nodes(pre, scope),
         )
     finally:
         pre.unlink(missing_ok=True)
@@ -261,16 +291,31 @@ def mask_agreement(reference: Any, candidate: Any, processor: TrusImageProcessor
     }
 
 
+#: Seconds to wait before each timed block of `_paired_ms`: ONNX Runtime's idle worker threads spin for 2**20
+#: pause instructions after a run (~20 ms on AMD EPYC, ~60 ms on cores with a 140-cycle pause) before they sleep.
+_SPIN_SETTLE_S = 0.1
+
+
 def _paired_ms(a: Any, b: Any, x: np.ndarray, runs: int = 10) -> tuple[float, float]:
-    """Median milliseconds of ``a(x)`` and ``b(x)``, timed alternately after a warm-up each, so that both see the
-    same machine state (this VM's speed drifts)."""
-    a(x), b(x)
+    """Median milliseconds of ``a(x)`` and ``b(x)`` over ``runs`` timed runs each, timed in alternating blocks
+    (this VM's speed drifts, so both must see the same machine state); each block starts after a pause and an
+    untimed run.
+
+    Why: ONNX Runtime's worker threads spin on after a run, and a run of the other session meanwhile competes with
+    them for the two cores. Alternating run by run, two sessions of the same Segformer-b0 graph at 768x768 took
+    149-150 ms each against 119.5 ms timed one after the other, and the demo Segformer at 256x256 16.2 ms against
+    8.4 (its INT8 file 13.0 against 6.5): every time gained about a constant, which pulled each ratio toward 1
+    (BENCHMARKS.md). With the pause, 8.3 and 6.8 ms."""
     times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(runs):
+    per_block = 2
+    for _ in range(max(1, -(-runs // per_block))):
         for model, spent in ((a, times[0]), (b, times[1])):
-            t = time.perf_counter()
-            model(x)
-            spent.append((time.perf_counter() - t) * 1000)
+            time.sleep(_SPIN_SETTLE_S)  # the other session's threads stop spinning
+            model(x)  # untimed: caches and the session's own threads warm again
+            for _ in range(per_block):
+                t = time.perf_counter()
+                model(x)
+                spent.append((time.perf_counter() - t) * 1000)
     return float(np.median(times[0])), float(np.median(times[1]))
 
 
@@ -351,6 +396,8 @@ def _choose_int8(
     ``parity.json``: ``{"model_int8.onnx": {"disabled_optimizers": [...]}}`` when it runs faster so, else empty)."""
     given = bool(quantization) or int8 is True
     candidates = [quantization] if given else [dict(c) for c in AUTO_INT8_CANDIDATES]
+    if not given and not _has_layer_norm(folder / "model.onnx"):
+        candidates = [c for c in candidates if c.get("scope", "all") == "all"]
     fp32 = OnnxSegmentationModel(folder / "model.onnx", config)
     frames = _phantom_frames(30_000, 24)  # the same held-out frames for every candidate
     x = processor(frames[0])["pixel_values"].numpy()  # and the same input for every timing
@@ -359,7 +406,7 @@ def _choose_int8(
         q = quantize_int8(folder / "model.onnx", folder / f"model_int8.{i}.onnx", processor, *calibration, **options)
         report = _int8_report(fp32, q, processor, frames, x)
         report["size_mb"] = round(q.stat().st_size / 2**20, 2)
-        report["settings"] = {"method": "minmax", "quant_format": "qdq", "exclude": "ends", **options}
+        report["settings"] = {"method": "minmax", "quant_format": "qdq", "exclude": "ends", "scope": "all", **options}
         report["file"] = q
         reports.append(report)
     good = [r for r in reports if _qualifies(r)]
