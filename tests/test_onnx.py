@@ -386,3 +386,32 @@ def test_multiscale_runs_on_onnx_runtime_as_on_pytorch(arch, exported, saved_mod
     a = SegmentationPipeline(onnx_model, multi, tta_flip=True)(image)
     b = SegmentationPipeline(torch_model, multi, tta_flip=True)(image)
     assert np.abs(a.probabilities - b.probabilities).max() <= 1e-3 and a.mask.shape == (120, 140)
+
+
+def test_a_kfold_run_exports_fold_by_fold_and_loads_as_its_ensemble(tmp_path, capsys):
+    """`export-onnx` on a k-fold run's folder exports every fold model into the same layout with the run's summary:
+    the exports load as one ensemble on ONNX Runtime, with PyTorch's probabilities; a run short of a fold model is
+    refused by name, and nothing is written."""
+    from conftest import tiny_model, tiny_processor
+
+    run = tmp_path / "k2"
+    for i in (1, 2):
+        tiny_model("fpn", seed=i).save_pretrained(run / f"fold_{i}" / "model", processor=tiny_processor())
+    (run / "kfold_summary.json").write_text(json.dumps({"k": 2, "folds": [{"fold": 1}, {"fold": 2}]}))
+    out = tmp_path / "k2_onnx"
+    assert main(["export-onnx", "--model", str(run), "--out", str(out), "--int8", "no"]) == 0
+    assert "k-fold run exported" in capsys.readouterr().out
+    assert json.loads((out / "kfold_summary.json").read_text())["k"] == 2
+    for i in (1, 2):
+        info = json.loads((out / f"fold_{i}" / "model" / "parity.json").read_text())
+        assert (out / f"fold_{i}" / "model" / "model.onnx").is_file() and info["parity"]["max_abs_logit_diff"] < 1e-3
+    onnx_pipe = SegmentationPipeline.from_pretrained(out, backend="onnx")
+    torch_pipe = SegmentationPipeline.from_pretrained(run, device="cpu")
+    assert len(onnx_pipe.models) == 2 and onnx_pipe.backend == "onnx"
+    image = generate_phantom(5, (90, 110)).image
+    assert np.abs(onnx_pipe(image).probabilities - torch_pipe(image).probabilities).max() < 1e-4
+
+    (run / "kfold_summary.json").write_text(json.dumps({"k": 3}))
+    with pytest.raises(ValueError, match=r"fold model\(s\) missing: .*fold_3"):
+        export.export_kfold(run, tmp_path / "short")
+    assert not (tmp_path / "short").exists()

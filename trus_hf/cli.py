@@ -199,11 +199,10 @@ def _quantization_options(a: argparse.Namespace) -> dict:
 
 
 def cmd_export_onnx(a: argparse.Namespace) -> None:
-    from .export import export_onnx
+    from .export import export_kfold, export_onnx
+    from .pipeline import kfold_members
 
-    info = export_onnx(
-        a.model,
-        a.out,
+    options = dict(
         opset=a.opset,
         int8={"auto": "auto", "yes": True, "no": False}[a.int8],
         calibration_data=a.calibration_data,
@@ -211,6 +210,15 @@ def cmd_export_onnx(a: argparse.Namespace) -> None:
         verify=not a.no_check,
         **_quantization_options(a),
     )
+    if Path(a.model).is_dir() and kfold_members(a.model) is not None:  # a k-fold run: every fold model
+        for info in export_kfold(a.model, a.out, **options):
+            _print_export(info)
+        print(f"k-fold run exported to {a.out}: load it as one ensemble with SegmentationPipeline.from_pretrained")
+        return
+    _print_export(export_onnx(a.model, a.out, **options))
+
+
+def _print_export(info: dict) -> None:
     print(json.dumps(info, indent=1))
     for q in info.get("int8_candidates", []):
         print(
@@ -423,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tune_postprocessing, parser=s)
 
     s = sub.add_parser("export-onnx", help="export to ONNX (optionally INT8) with a parity check")
-    s.add_argument("--model", required=True, help="model folder or Hub ID")
+    s.add_argument(
+        "--model", required=True, help="model folder or Hub ID, or a k-fold run's folder (every fold model exported)"
+    )
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: trus_hf.export.DEFAULT_OPSET)")
     s.add_argument(

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_OPSET",
     "check_parity",
     "ensure_onnx",
+    "export_kfold",
     "export_onnx",
     "mask_agreement",
     "quantize_int8",
@@ -517,6 +518,31 @@ def export_onnx(
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=1))
     info["out_dir"] = str(out_dir)
     return info
+
+
+def export_kfold(run: str | Path, out_dir: str | Path, **kwargs: Any) -> list[dict[str, Any]]:
+    """Export every fold model of a k-fold run's folder (`trus_hf.pipeline.kfold_members`) with `export_onnx`
+    (``kwargs`` as there: each fold checked, quantized and its INT8 decided on its own) into the same layout,
+    ``out_dir/fold_<i>/model``, with the run's ``kfold_summary.json``; so ``SegmentationPipeline.from_pretrained(
+    out_dir, backend="onnx")``, the CLI and the app load the exports as the run's ensemble. All or nothing: the
+    folder appears once every fold is exported. Returns each fold's export report."""
+    from .pipeline import KFOLD_SUMMARY, kfold_members
+
+    run = Path(run)
+    members = kfold_members(run)
+    if members is None:
+        raise ValueError(f"{run}: not a k-fold run's folder (no {KFOLD_SUMMARY} beside fold_<i>/model folders)")
+    infos = []
+    with atomic_dir(Path(out_dir)) as tmp:
+        shutil.copy(run / KFOLD_SUMMARY, tmp / KFOLD_SUMMARY)
+        for member in members:
+            target = tmp / member.relative_to(run)
+            target.parent.mkdir(parents=True)
+            logger.info("exporting %s", member.relative_to(run))
+            info = export_onnx(member, target, **kwargs)
+            info["out_dir"] = str(Path(out_dir) / member.relative_to(run))
+            infos.append(info)
+    return infos
 
 
 def default_onnx_cache() -> Path:
