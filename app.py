@@ -272,6 +272,7 @@ class Handlers:
             "size": f"{image.shape[1]}x{image.shape[0]}",
             "model": choice if choice in DEMO_CHOICES else custom,
             "backend": backend,
+            "ensemble_members": len(pipe.models),  # a k-fold run's folder or Hub repo: its fold models
             "threshold": {lb: pipe.processor.threshold_for(lb, pipe.threshold) for lb in pipe.labels},
             "labels": pipe.labels,
             "lesion_pixels": int(result.masks["lesion"].sum()) if "lesion" in result.masks else None,

@@ -5,6 +5,7 @@ export, on both backends. Each answer is checked against the same model run in t
 HF_ENDPOINT must be set before huggingface_hub is imported, so the app runs in a child process.
 """
 
+import json
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from hub_server import LocalHub
 from PIL import Image
 
 from trus_hf import SegmentationPipeline
-from trus_hf.export import export_onnx
+from trus_hf.export import export_kfold, export_onnx
 from trus_hf.fileio import write_png
 from trus_hf.synthetic import generate_phantom
 
@@ -45,16 +46,34 @@ def start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     raise AssertionError("app.py did not answer within 120 s")
 
 
+def _kfold_run(folder):
+    """A 2-fold run's folder as `train_kfold` leaves it: fold models and the summary (tiny random models)."""
+    from conftest import tiny_model, tiny_processor
+
+    folds = []
+    for i in (1, 2):
+        tiny_model("fpn", seed=i).save_pretrained(folder / f"fold_{i}" / "model", processor=tiny_processor())
+        folds.append({"fold": i, "val_iou": 0.5, "val_dice": 0.6, "val_images": 6})
+    summary = {"k": 2, "folds": folds, "iou_mean": 0.5, "iou_std": 0.0, "dice_mean": 0.6, "dice_std": 0.0}
+    (folder / "kfold_summary.json").write_text(json.dumps(summary))
+    return folder
+
+
 def test_text_box_loads_hub_ids_and_local_folders_on_both_backends(saved_models, tmp_path):
+    """... and a k-fold run, pushed to the Hub or exported to ONNX, serves as its fold models' ensemble."""
     ph = generate_phantom(5, (200, 240))
     frame = write_png(tmp_path / "frame.png", ph.image)
     onnx_dir = tmp_path / "segformer-onnx"
     export_onnx(saved_models["segformer"], onnx_dir)
+    run = _kfold_run(tmp_path / "k2")
+    kfold_onnx = tmp_path / "k2-onnx"
+    export_kfold(run, kfold_onnx)
     with LocalHub() as hub:
         env = hub.client_env(tmp_path, TRUS_HF_CACHE=str(tmp_path / "app_cache"))
         run_python(
             "-m", "trus_hf.cli", "push", "--model", saved_models["fpn"], "--repo-id", "trus-org/tiny-fpn", env=env
         )
+        run_python("-m", "trus_hf.cli", "push", "--model", run, "--repo-id", "trus-org/tiny-k2", env=env)
         proc, url = start(env)
         try:
             client = Client(url, verbose=False)
@@ -63,6 +82,9 @@ def test_text_box_loads_hub_ids_and_local_folders_on_both_backends(saved_models,
                 ("trus-org/tiny-fpn", "ONNX Runtime", saved_models["fpn"]),
                 (str(saved_models["segformer"]), "PyTorch", saved_models["segformer"]),
                 (str(onnx_dir), "ONNX Runtime", saved_models["segformer"]),
+                ("trus-org/tiny-k2", "PyTorch", run),
+                ("trus-org/tiny-k2", "ONNX Runtime", run),
+                (str(kfold_onnx), "ONNX Runtime", run),
             ]
             for custom, backend, reference in cases:
                 # A threshold at the reference's median probability: a random tiny model gives a non-trivial mask.
@@ -77,6 +99,7 @@ def test_text_box_loads_hub_ids_and_local_folders_on_both_backends(saved_models,
                 got = np.asarray(Image.open(mask_file)) > 0
                 agreement = (got & expected).sum() / (got | expected).sum()
                 assert info["backend"] == backend and iou is None
+                assert info["ensemble_members"] == (2 if reference == run else 1)
                 assert agreement >= (0.999 if backend == "PyTorch" else 0.98), (custom, backend, agreement)
             with pytest.raises(Exception, match="Cannot load model 'trus-org/missing'"):
                 client.predict(
