@@ -49,6 +49,22 @@ def test_transformers_pipeline_agrees_with_the_segmentation_pipeline(tmp_path, a
             assert mask.shape == (130, 170) and np.array_equal(mask, ours.masks[o["label"]].astype(bool))
 
 
+@pytest.mark.parametrize("arch", ["fpn", "segformer"])
+def test_transformers_pipeline_averages_a_multiscale_processor_as_the_segmentation_pipeline(tmp_path, arch):
+    from transformers import pipeline
+
+    processor = tiny_processor(multiscale=[64, 96])  # the sides a tuned model may carry (`tune_input_size`)
+    _model(arch, LABELS).save_pretrained(tmp_path / "m", processor=processor)
+    frame = generate_phantom(6, (130, 170), "clean").image
+    ours = SegmentationPipeline.from_pretrained(tmp_path / "m")(frame)
+    single = SegmentationPipeline.from_pretrained(tmp_path / "m")
+    single.processor = single.processor.with_size(64)
+    assert not all(np.array_equal(ours.masks[lb], single(frame).masks[lb]) for lb in LABELS)  # the sides count
+    out = pipeline("image-segmentation", model=str(tmp_path / "m"))(frame)
+    for o in out:
+        assert np.array_equal(np.asarray(o["mask"]) > 0, ours.masks[o["label"]].astype(bool)), o["label"]
+
+
 def test_auto_classes_know_the_fpn(tmp_path):
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation
 

@@ -8,7 +8,8 @@ for a trus-hf folder or Hub ID:
   transformers' own ``SegformerForSemanticSegmentation``;
 - the ``image-segmentation`` task runs `TrusImageSegmentationPipeline`: for a model with a `TrusImageProcessor` the
   same pre- and post-processing as `trus_hf.SegmentationPipeline` (ROI crop, resize, diffusion, masks mapped back to
-  the original size, one sigmoid channel per label), for any other model exactly transformers' own pipeline.
+  the original size, one sigmoid channel per label, the sides of a ``multiscale`` processor averaged), for any
+  other model exactly transformers' own pipeline.
 
 Example:
     >>> import trus_hf  # registers
@@ -122,31 +123,42 @@ class TrusImageSegmentationPipeline(ImageSegmentationPipeline):
             from transformers.image_utils import load_image
 
             image = load_image(image, timeout=timeout)
-        batch = self.image_processor(image, return_tensors="pt")
-        return {"pixel_values": batch["pixel_values"].to(self.dtype), "geometries": batch["geometries"]}
+        views = []  # one per input side: the processor's size, or each side of its ``multiscale``
+        for processor in self.image_processor.scale_processors():
+            batch = processor(image, return_tensors="pt")
+            views.append({"pixel_values": batch["pixel_values"].to(self.dtype), "geometries": batch["geometries"]})
+        return {"views": views}
 
     def _forward(self, model_inputs):
-        if "geometries" not in model_inputs:
+        if "views" not in model_inputs:
             return super()._forward(model_inputs)
-        pixel_values = model_inputs["pixel_values"]
-        logits = self.model(pixel_values=pixel_values).logits
-        if logits.shape[-2:] != pixel_values.shape[-2:]:  # Segformer predicts at 1/4 resolution
-            logits = F.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
-        return {"logits": logits, "geometries": model_inputs["geometries"]}
+        outputs = []
+        for view in model_inputs["views"]:
+            pixel_values = view["pixel_values"]
+            logits = self.model(pixel_values=pixel_values).logits
+            if logits.shape[-2:] != pixel_values.shape[-2:]:  # Segformer predicts at 1/4 resolution
+                logits = F.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
+            outputs.append({"logits": logits, "geometries": view["geometries"]})
+        return {"views": outputs}
 
     def postprocess(
         self, model_outputs, subtask=None, threshold=0.9, mask_threshold=None, overlap_mask_area_threshold=0.5
     ):
         """``mask_threshold`` None: for trus-hf models their tuned post-processing (as `SegmentationPipeline`), for
         others transformers' 0.5."""
-        if "geometries" not in model_outputs:
+        if "views" not in model_outputs:
             mask_threshold = 0.5 if mask_threshold is None else mask_threshold
             return super().postprocess(model_outputs, subtask, threshold, mask_threshold, overlap_mask_area_threshold)
         from PIL import Image
 
-        probs = self.image_processor.post_process_logits(model_outputs["logits"].float(), model_outputs["geometries"])[
-            0
-        ]
+        # each side's probabilities at the original size, averaged there (as `SegmentationPipeline` does)
+        probs = np.mean(
+            [
+                processor.post_process_logits(view["logits"].float(), view["geometries"])[0]
+                for processor, view in zip(self.image_processor.scale_processors(), model_outputs["views"])
+            ],
+            axis=0,
+        )
         stack = probs[None] if probs.ndim == 2 else probs
         id2label = getattr(self.model.config, "id2label", None) or {}
         trus = getattr(self.model.config, "_trus_hf", None) or {}
