@@ -132,20 +132,27 @@ def test_int8_runtime_setting_is_measured_recorded_and_applied(exported):
 
 def test_paired_timing_alternates_blocks_that_start_untimed():
     """Two sessions are timed in alternating blocks, each opened by an untimed run (ONNX Runtime's threads spin on
-    after a run and slowed the other session's next run by ~25% when timed run by run); the medians are of the timed
-    runs only, ``runs`` of them per model."""
+    after a run and slowed the other session's next run by ~25% when timed run by run; here the run after a switch
+    is the slow one); fast models get more timed runs, and the medians are of the timed runs only."""
     calls = []
 
     def model(name, ms):
         def run(x):
+            switched = not calls or calls[-1] != name
             calls.append(name)
-            time.sleep(ms / 1000 if len(calls) % 3 != 1 else 0.05)  # every block's first run is the slow one
+            time.sleep(0.05 if switched else ms / 1000)
 
         return run
 
-    a_ms, b_ms = export._paired_ms(model("a", 2), model("b", 6), np.zeros(1), runs=4)
-    assert calls == ["a", "a", "a", "b", "b", "b"] * 2
-    assert 2 <= a_ms < 20 and 6 <= b_ms < 24  # the slow untimed runs (50 ms) are left out of both medians
+    a_ms, b_ms = export._paired_ms(model("a", 2), model("b", 6), np.zeros(1), runs=4, min_seconds=0.5, blocks=3)
+    assert calls[:2] == ["a", "b"]  # one untimed run each: the warm-up and the time of one run
+    groups = [[calls[2]]]
+    for name in calls[3:]:
+        groups[-1].append(name) if name == groups[-1][-1] else groups.append([name])
+    assert [g[0] for g in groups] == ["a", "b"] * 3 and len({len(g) for g in groups}) == 1
+    # one run took up to 50 ms (after a switch), so 0.5 s asks for 10 timed runs, not 4: 4 per block of 3
+    assert len(groups[0]) == 1 + 4
+    assert 2 <= a_ms < 20 and 6 <= b_ms < 24  # the slow runs after each switch (50 ms) are left out of both medians
 
 
 def _weights(path) -> dict:

@@ -297,19 +297,30 @@ def mask_agreement(reference: Any, candidate: Any, processor: TrusImageProcessor
 _SPIN_SETTLE_S = 0.1
 
 
-def _paired_ms(a: Any, b: Any, x: np.ndarray, runs: int = 10) -> tuple[float, float]:
-    """Median milliseconds of ``a(x)`` and ``b(x)`` over ``runs`` timed runs each, timed in alternating blocks
-    (this VM's speed drifts, so both must see the same machine state); each block starts after a pause and an
-    untimed run.
+def _paired_ms(
+    a: Any, b: Any, x: np.ndarray, runs: int = 10, min_seconds: float = 0.5, blocks: int = 5
+) -> tuple[float, float]:
+    """Median milliseconds of ``a(x)`` and ``b(x)``, timed in ``blocks`` alternating blocks each (this VM's speed
+    drifts, so both must see the same machine state); each block starts after a pause and an untimed run. At least
+    ``runs`` timed runs per model, more for fast models: as many as fill ``min_seconds`` (at most 200), since the
+    medians of ten ~10 ms runs moved by 10-20% from one export to the next.
 
-    Why: ONNX Runtime's worker threads spin on after a run, and a run of the other session meanwhile competes with
-    them for the two cores. Alternating run by run, two sessions of the same Segformer-b0 graph at 768x768 took
-    149-150 ms each against 119.5 ms timed one after the other, and the demo Segformer at 256x256 16.2 ms against
-    8.4 (its INT8 file 13.0 against 6.5): every time gained about a constant, which pulled each ratio toward 1
-    (BENCHMARKS.md). With the pause, 8.3 and 6.8 ms."""
+    Why the pause and the untimed run: ONNX Runtime's worker threads spin on after a run, and a run of the other
+    session meanwhile competes with them for the two cores. Alternating run by run, two sessions of the same
+    Segformer-b0 graph at 768x768 took 149-150 ms each against 119.5 ms timed one after the other, and the demo
+    Segformer at 256x256 16.2 ms against 8.4 (its INT8 file 13.0 against 6.5): every time gained about a constant,
+    which pulled each ratio toward 1 (BENCHMARKS.md). With the pause, 8.3 and 6.8 ms."""
+    import math
+
+    first = []
+    for model in (a, b):  # untimed: a warm-up, and how long one run takes
+        t = time.perf_counter()
+        model(x)
+        first.append(time.perf_counter() - t)
+    runs = max(runs, min(200, math.ceil(min_seconds / max(*first, 1e-4))))
+    per_block = math.ceil(runs / blocks)
     times: tuple[list[float], list[float]] = ([], [])
-    per_block = 2
-    for _ in range(max(1, -(-runs // per_block))):
+    for _ in range(blocks):
         for model, spent in ((a, times[0]), (b, times[1])):
             time.sleep(_SPIN_SETTLE_S)  # the other session's threads stop spinning
             model(x)  # untimed: caches and the session's own threads warm again
