@@ -309,6 +309,7 @@ def test_folded_segformer_computes_the_same_logits(saved_models, exported):
     assert folded is not model.net and not any("batch_norm" in k for k in folded.state_dict())
     kinds = {type(m).__name__ for m in folded.modules()}
     assert "ChannelsFirstMixFFN" in kinds and "SegformerMixMLP" not in kinds
+    assert {"ChannelsLastPatchEmbeddings", "ChannelsLastSequenceReduction"} <= kinds
     assert "SegformerMixMLP" in {type(m).__name__ for m in model.net.modules()}  # the model keeps its own encoder
     with torch.inference_mode():  # a multiple of the stride (constant scale factors) and sizes that are not
         for shape in ((2, 3, 96, 128), (1, 3, 100, 77)):
@@ -327,6 +328,29 @@ def test_folded_segformer_computes_the_same_logits(saved_models, exported):
     constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     resizes = [n for n in graph.node if n.op_type == "Resize"]
     assert resizes and all(len(n.input) == 3 and n.input[2] in constants for n in resizes)  # scales, not sizes
+
+
+def test_segformer_maps_and_tokens_meet_convolutions_channels_last(exported):
+    """Every token/map conversion around a convolution of the exported Segformer is a transpose between channels-last
+    and channels-first next to the convolution (no reshape between them): ONNX Runtime runs INT8 convolutions
+    channels-last between transposes of its own, which then cancel with these (BENCHMARKS.md)."""
+    graph = onnx.load(str(exported["segformer"] / "model.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def perm(node):
+        return list(next(a.ints for a in node.attribute if a.name == "perm"))
+
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    into = [producer[n.input[0]] for n in convs if n.input[0] in producer]
+    out_of = [c for n in convs for c in consumers.get(n.output[0], [])]
+    assert [t for t in into if t.op_type == "Transpose"], "no token map enters a convolution by a transpose"
+    assert all(perm(t) == [0, 3, 1, 2] for t in into if t.op_type == "Transpose")
+    assert all(perm(t) == [0, 2, 3, 1] for t in out_of if t.op_type == "Transpose")
+    assert not [t for t in into if t.op_type == "Reshape" and producer.get(t.input[0], t).op_type == "Transpose"]
 
 
 def test_segformer_attention_runs_fused_with_the_same_logits(saved_models, exported, tmp_path):

@@ -17,12 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
+from transformers.models.segformer import modeling_segformer
 from transformers.models.segformer.modeling_segformer import SegformerMixMLP
 
 from ..configuration import SEGFORMER_SIZES, TrusSegConfig
 from .base import TrusSegmentationModel, safe_open_keys
 
-__all__ = ["ChannelsFirstMixFFN", "FoldedSegformer", "TrusSegformer"]
+__all__ = [
+    "ChannelsFirstMixFFN",
+    "ChannelsLastPatchEmbeddings",
+    "ChannelsLastSequenceReduction",
+    "FoldedSegformer",
+    "TrusSegformer",
+]
 
 
 class TrusSegformer(TrusSegmentationModel):
@@ -130,9 +137,55 @@ class ChannelsFirstMixFFN(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
         batch, _, channels = hidden_states.shape
-        x = hidden_states.transpose(1, 2).reshape(batch, channels, height, width)
+        # (B, N, C) -> (B, H, W, C) -> (B, C, H, W): the reshape first, so that the transpose meets the convolution.
+        # ONNX Runtime runs INT8 convolutions channels-last, between a transpose to NHWC and one back; next to
+        # these, ours cancel out, where a reshape in between kept both (Segformer-b0's INT8 graph: BENCHMARKS.md).
+        x = hidden_states.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
         x = self.fc2(self.activation(self.dwconv(self.fc1(x))))
-        return x.flatten(2).transpose(1, 2)
+        return x.permute(0, 2, 3, 1).reshape(batch, height * width, -1)
+
+
+class ChannelsLastPatchEmbeddings(nn.Module):
+    """transformers' overlapping patch embedding (strided convolution, then tokens, then layer norm), with its
+    (B, C, H, W) -> (B, N, C) step written as a transpose to (B, H, W, C) followed by a reshape: the same tensor, but
+    the transpose then meets the one back from channels-last that ONNX Runtime puts after an INT8 convolution, and
+    both cancel (see `ChannelsFirstMixFFN`). The same submodules, so the weights keep their names."""
+
+    def __init__(self, embeddings: nn.Module):
+        super().__init__()
+        self.proj, self.layer_norm = embeddings.proj, embeddings.layer_norm
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        x = self.proj(pixel_values)
+        batch, channels, height, width = x.shape
+        return self.layer_norm(x.permute(0, 2, 3, 1).reshape(batch, height * width, channels)), height, width
+
+
+class ChannelsLastSequenceReduction(nn.Module):
+    """transformers' sequence reduction of the attention's keys and values (tokens to a map, strided convolution,
+    back to tokens, layer norm), its transposes ordered as in `ChannelsLastPatchEmbeddings`."""
+
+    def __init__(self, reduction: nn.Module):
+        super().__init__()
+        self.sequence_reduction, self.layer_norm = reduction.sequence_reduction, reduction.layer_norm
+
+    def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        batch, _, channels = hidden_states.shape
+        x = self.sequence_reduction(hidden_states.reshape(batch, height, width, channels).permute(0, 3, 1, 2))
+        return self.layer_norm(x.permute(0, 2, 3, 1).reshape(batch, -1, channels))
+
+
+#: transformers' modules `FoldedSegformer` rewrites (looked up by name: older transformers releases lack the
+#: sequence reduction module, and then keep their own)
+_REWRITES = {
+    name: rewrite
+    for name, rewrite in (
+        ("SegformerMixMLP", ChannelsFirstMixFFN),
+        ("SegformerOverlapPatchEmbeddings", ChannelsLastPatchEmbeddings),
+        ("SegformerSequenceReduction", ChannelsLastSequenceReduction),
+    )
+    if hasattr(modeling_segformer, name)
+}
 
 
 class FoldedSegformer(nn.Module):
@@ -146,7 +199,9 @@ class FoldedSegformer(nn.Module):
     head's most expensive tensor: at 768x768 this removes about half of Segformer-b0's multiply-adds.
 
     Two more changes of form, not of function: the encoder (a copy; the model keeps its own) runs its Mix-FFNs
-    channels-first (`ChannelsFirstMixFFN`), and when the input's sides are multiples of the encoder's total stride
+    channels-first (`ChannelsFirstMixFFN`) and orders its other token/map conversions so that ONNX Runtime's
+    channels-last INT8 convolutions need no transposes (`ChannelsLastPatchEmbeddings`,
+    `ChannelsLastSequenceReduction`), and when the input's sides are multiples of the encoder's total stride
     (as the processor pads them) each stage's size is an exact fraction of the input's, so the upsamplings are
     written with constant scale factors instead of target sizes: the same interpolation, which ONNX Runtime then runs
     in its blocked layout (3.6x faster for Segformer-b0 at 768x768) instead of as a generic ``Resize``.
@@ -160,8 +215,9 @@ class FoldedSegformer(nn.Module):
         self.encoder = copy.deepcopy(net.segformer)
         for parent in list(self.encoder.modules()):
             for name, child in list(parent.named_children()):
-                if isinstance(child, SegformerMixMLP):
-                    setattr(parent, name, ChannelsFirstMixFFN(child))
+                rewrite = _REWRITES.get(type(child).__name__)
+                if rewrite is not None and type(child) is getattr(modeling_segformer, type(child).__name__):
+                    setattr(parent, name, rewrite(child))
         strides = list(net.config.strides)
         self.stride = math.prod(strides)  # input pixels per pixel of the last stage
         # a stage (kernel k, stride s, padding k // 2) maps s * m pixels to exactly m when k is odd, to m + 1 when even
