@@ -306,7 +306,9 @@ def main():
         print(
             f"  PyTorch eager in a process with huge pages: {huge['ms']:.1f} ms ({huge['faults']:,} minor page "
             f"faults per forward); against it: "
-            + ", ".join(f"{k} {row[k] / huge['ms']:.3f}x" for k in ("ORT fp32", "ORT int8"))
+            + ", ".join(
+                f"{k} {row[k] / huge['ms']:.3f}x" for k in ("ORT fp32", "ORT int8", "ORT int8 conv + head") if k in row
+            )
         )
         s = row["_split"]
         total = sum(s.values())
