@@ -51,6 +51,30 @@ def tiny_model(arch: str, seed: int = 0):
     return create_model(TrusSegConfig(**(TINY_FPN if arch == "fpn" else TINY_SEGFORMER))).eval()
 
 
+def tiny_kfold_run(folder: Path, k: int = 2) -> Path:
+    """A k-fold run's folder as `train_kfold` leaves it: ``fold_<i>/model`` (tiny random FPNs, one seed per fold)
+    and ``kfold_summary.json`` with per-fold validation figures (its card needs them when pushed)."""
+    import json
+
+    import numpy as np
+
+    folds = []
+    for i in range(1, k + 1):
+        tiny_model("fpn", seed=i).save_pretrained(folder / f"fold_{i}" / "model", processor=tiny_processor())
+        folds.append({"fold": i, "val_iou": 0.5 + i / 10, "val_dice": 0.6 + i / 10, "val_images": 6})
+    iou, dice = [f["val_iou"] for f in folds], [f["val_dice"] for f in folds]
+    summary = {
+        "k": k,
+        "folds": folds,
+        "iou_mean": float(np.mean(iou)),
+        "iou_std": float(np.std(iou)),
+        "dice_mean": float(np.mean(dice)),
+        "dice_std": float(np.std(dice)),
+    }
+    (folder / "kfold_summary.json").write_text(json.dumps(summary))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def saved_models(tmp_path_factory) -> dict[str, Path]:
     """One saved tiny model folder per architecture (random weights, real files)."""

@@ -5,7 +5,6 @@ export, on both backends. Each answer is checked against the same model run in t
 HF_ENDPOINT must be set before huggingface_hub is imported, so the app runs in a child process.
 """
 
-import json
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from conftest import ROOT, free_port, run_python
+from conftest import ROOT, free_port, run_python, tiny_kfold_run
 from gradio_client import Client, handle_file
 from hub_server import LocalHub
 from PIL import Image
@@ -46,26 +45,13 @@ def start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     raise AssertionError("app.py did not answer within 120 s")
 
 
-def _kfold_run(folder):
-    """A 2-fold run's folder as `train_kfold` leaves it: fold models and the summary (tiny random models)."""
-    from conftest import tiny_model, tiny_processor
-
-    folds = []
-    for i in (1, 2):
-        tiny_model("fpn", seed=i).save_pretrained(folder / f"fold_{i}" / "model", processor=tiny_processor())
-        folds.append({"fold": i, "val_iou": 0.5, "val_dice": 0.6, "val_images": 6})
-    summary = {"k": 2, "folds": folds, "iou_mean": 0.5, "iou_std": 0.0, "dice_mean": 0.6, "dice_std": 0.0}
-    (folder / "kfold_summary.json").write_text(json.dumps(summary))
-    return folder
-
-
 def test_text_box_loads_hub_ids_and_local_folders_on_both_backends(saved_models, tmp_path):
     """... and a k-fold run, pushed to the Hub or exported to ONNX, serves as its fold models' ensemble."""
     ph = generate_phantom(5, (200, 240))
     frame = write_png(tmp_path / "frame.png", ph.image)
     onnx_dir = tmp_path / "segformer-onnx"
     export_onnx(saved_models["segformer"], onnx_dir)
-    run = _kfold_run(tmp_path / "k2")
+    run = tiny_kfold_run(tmp_path / "k2")
     kfold_onnx = tmp_path / "k2-onnx"
     export_kfold(run, kfold_onnx)
     with LocalHub() as hub:

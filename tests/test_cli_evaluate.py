@@ -117,16 +117,12 @@ def test_tune_postprocessing_writes_the_chosen_settings_into_the_model_folder(sa
 
 
 def test_tune_postprocessing_tunes_a_kfold_runs_ensemble_with_its_input_size_into_every_fold(tmp_path, capsys):
-    import json
 
-    from conftest import tiny_model, tiny_processor
+    from conftest import tiny_kfold_run
 
     from trus_hf import load_model
 
-    run = tmp_path / "k2"
-    for i in (1, 2):
-        tiny_model("fpn", seed=i).save_pretrained(run / f"fold_{i}" / "model", processor=tiny_processor())
-    (run / "kfold_summary.json").write_text(json.dumps({"k": 2}))
+    run = tiny_kfold_run(tmp_path / "k2")
     argv = ["tune-postprocessing", "--model", str(run), "--data", "synthetic:4:64", "--split", "train"]
     assert main([*argv, "--input-sizes", "96", "32"]) == 0
     out = capsys.readouterr().out

@@ -120,17 +120,12 @@ KFOLD_CLIENT = textwrap.dedent("""
 
 
 def test_a_kfold_run_pushed_loads_back_by_hub_id_as_its_ensemble(tmp_path):
-    from conftest import tiny_model, tiny_processor
+    from conftest import tiny_kfold_run
 
-    run = tmp_path / "k2"
-    folds = []
+    run = tiny_kfold_run(tmp_path / "k2")
     for i in (1, 2):
-        tiny_model("fpn", seed=i).save_pretrained(run / f"fold_{i}" / "model", processor=tiny_processor())
         (run / f"fold_{i}" / "checkpoints").mkdir()  # training leftovers stay home
         (run / f"fold_{i}" / "checkpoints" / "junk.bin").write_bytes(b"0" * 100)
-        folds.append({"fold": i, "val_iou": 0.5 + i / 10, "val_dice": 0.6 + i / 10, "val_images": 6})
-    summary = {"k": 2, "folds": folds, "iou_mean": 0.65, "iou_std": 0.05, "dice_mean": 0.75, "dice_std": 0.05}
-    (run / "kfold_summary.json").write_text(json.dumps(summary))
     with LocalHub() as hub:
         out = tmp_path / "result.json"
         run_python("-c", KFOLD_CLIENT, run, out, env=hub.client_env(tmp_path))

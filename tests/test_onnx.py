@@ -423,12 +423,9 @@ def test_a_kfold_run_exports_fold_by_fold_and_loads_as_its_ensemble(tmp_path, ca
     """`export-onnx` on a k-fold run's folder exports every fold model into the same layout with the run's summary:
     the exports load as one ensemble on ONNX Runtime, with PyTorch's probabilities; a run short of a fold model is
     refused by name, and nothing is written."""
-    from conftest import tiny_model, tiny_processor
+    from conftest import tiny_kfold_run
 
-    run = tmp_path / "k2"
-    for i in (1, 2):
-        tiny_model("fpn", seed=i).save_pretrained(run / f"fold_{i}" / "model", processor=tiny_processor())
-    (run / "kfold_summary.json").write_text(json.dumps({"k": 2, "folds": [{"fold": 1}, {"fold": 2}]}))
+    run = tiny_kfold_run(tmp_path / "k2")
     out = tmp_path / "k2_onnx"
     assert main(["export-onnx", "--model", str(run), "--out", str(out), "--int8", "no"]) == 0
     assert "k-fold run exported" in capsys.readouterr().out
