@@ -63,12 +63,12 @@ from trus_hf import (
     load_model,
 )
 from trus_hf.export import (
-    AUTO_INT8_CANDIDATES,
     QDQ_PROPAGATION,
     _has_layer_norm,
     _paired_ms,
     _phantom_frames,
     _torch_export,
+    auto_int8_candidates,
     export_onnx,
     mask_agreement,
     quantize_int8,
@@ -239,7 +239,7 @@ def trained_agreement(tmp: Path, variants: bool) -> list[str]:
         info = export_onnx(path, out, int8="auto", calibration_size=16)
         fp32, proc = load_model(out, backend="onnx", onnx_file="model.onnx")
         kept = info["int8"]["settings"] if info["preferred"] != "model.onnx" else None
-        candidates = [c for c in AUTO_INT8_CANDIDATES if "scope" not in c or _has_layer_norm(out / "model.onnx")]
+        candidates = auto_int8_candidates(out / "model.onnx")
         if variants:
             candidates += [{"method": "percentile"}]
         x = proc(frames[0])["pixel_values"].numpy()

@@ -32,6 +32,7 @@ from .onnx_graph import fuse_multihead_attention, offset_weight_zero_points
 __all__ = [
     "DEFAULT_OPSET",
     "check_parity",
+    "auto_int8_candidates",
     "ensure_onnx",
     "export_kfold",
     "export_onnx",
@@ -191,6 +192,13 @@ def _has_layer_norm(path: str | Path) -> bool:
     import onnx
 
     return any(n.op_type == "LayerNormalization" for n in onnx.load(str(path)).graph.node)
+
+
+def auto_int8_candidates(path: str | Path) -> list[dict[str, Any]]:
+    """The settings `export_onnx(int8="auto")` tries on the graph at ``path``: `AUTO_INT8_CANDIDATES`, less the
+    ``conv_head`` scope on a graph without layer normalization (where it would quantize what "every node" does)."""
+    layer_norm = _has_layer_norm(path)
+    return [dict(c) for c in AUTO_INT8_CANDIDATES if layer_norm or c.get("scope", "all") == "all"]
 
 
 def _scoped_nodes(path: Path, scope: str) -> list[str] | None:
@@ -407,9 +415,7 @@ def _choose_int8(
     (preferred file, the kept or best report, every candidate's report, the kept file's runtime settings for
     ``parity.json``: ``{"model_int8.onnx": {"disabled_optimizers": [...]}}`` when it runs faster so, else empty)."""
     given = bool(quantization) or int8 is True
-    candidates = [quantization] if given else [dict(c) for c in AUTO_INT8_CANDIDATES]
-    if not given and not _has_layer_norm(folder / "model.onnx"):
-        candidates = [c for c in candidates if c.get("scope", "all") == "all"]
+    candidates = [quantization] if given else auto_int8_candidates(folder / "model.onnx")
     fp32 = OnnxSegmentationModel(folder / "model.onnx", config)
     frames = _phantom_frames(30_000, 24)  # the same held-out frames for every candidate
     x = processor(frames[0])["pixel_values"].numpy()  # and the same input for every timing

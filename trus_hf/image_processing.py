@@ -187,7 +187,7 @@ class TrusImageProcessor(BaseImageProcessor):
             not named: none dropped); tuned with the threshold.
         multiscale: square input sides whose predictions `SegmentationPipeline` averages at the original size
             (multi-scale test-time augmentation; each side costs one forward pass per view); None: ``size`` alone.
-            The transformers ``pipeline("image-segmentation")`` integration runs ``size`` alone.
+            The transformers ``pipeline("image-segmentation")`` integration averages them the same way.
         size_selection: where ``size`` (or ``multiscale``) was chosen after training rather than trained at, the
             record of that choice (`trus_hf.evaluation.tune_input_size`): ``trained`` (the size the weights were
             trained at), ``scores`` (mean validation IoU per candidate), ``frames`` and ``on`` (which frames).

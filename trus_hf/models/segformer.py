@@ -175,10 +175,10 @@ class ChannelsLastSequenceReduction(nn.Module):
         return self.layer_norm(x.permute(0, 2, 3, 1).reshape(batch, -1, channels))
 
 
-#: transformers' modules `FoldedSegformer` rewrites (looked up by name: older transformers releases lack the
+#: transformers' module classes `FoldedSegformer` rewrites (looked up by name: older transformers releases lack the
 #: sequence reduction module, and then keep their own)
 _REWRITES = {
-    name: rewrite
+    getattr(modeling_segformer, name): rewrite
     for name, rewrite in (
         ("SegformerMixMLP", ChannelsFirstMixFFN),
         ("SegformerOverlapPatchEmbeddings", ChannelsLastPatchEmbeddings),
@@ -215,8 +215,8 @@ class FoldedSegformer(nn.Module):
         self.encoder = copy.deepcopy(net.segformer)
         for parent in list(self.encoder.modules()):
             for name, child in list(parent.named_children()):
-                rewrite = _REWRITES.get(type(child).__name__)
-                if rewrite is not None and type(child) is getattr(modeling_segformer, type(child).__name__):
+                rewrite = _REWRITES.get(type(child))
+                if rewrite is not None:
                     setattr(parent, name, rewrite(child))
         strides = list(net.config.strides)
         self.stride = math.prod(strides)  # input pixels per pixel of the last stage
