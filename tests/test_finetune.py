@@ -55,6 +55,14 @@ def test_a_start_hands_on_its_processor_but_not_its_tuned_thresholds(saved_model
     assert processor.mask_threshold == {} and processor.min_mask_fraction == {}
 
 
+def test_standardize_switches_a_starts_processor_to_standardised_frames(saved_models, tmp_path):
+    plain = TrainingArguments(output_dir=str(tmp_path / "a"), init_from=str(saved_models["fpn"]))
+    assert not initial_model(TrusSegConfig(architecture="fpn"), plain)[1].do_standardize
+    args = TrainingArguments(output_dir=str(tmp_path / "b"), init_from=str(saved_models["fpn"]), standardize=True)
+    assert initial_model(TrusSegConfig(architecture="fpn"), args)[1].do_standardize
+    assert TrainingArguments(output_dir=str(tmp_path), standardize=True).processor().do_standardize
+
+
 def test_a_start_with_a_chosen_input_size_trains_at_its_trained_size(saved_models, tmp_path):
     from conftest import tiny_processor
 

@@ -6,7 +6,13 @@ import pytest
 from PIL import Image
 
 from trus_hf import TrusImageProcessor
-from trus_hf.image_processing import detect_ultrasound_roi, isotropic_diffusion, to_gray_float
+from trus_hf.image_processing import (
+    ECHO_FLOOR,
+    detect_ultrasound_roi,
+    isotropic_diffusion,
+    standardize_echo,
+    to_gray_float,
+)
 from trus_hf.metrics import binary_metrics
 from trus_hf.synthetic import generate_phantom
 
@@ -72,6 +78,54 @@ def test_diffusion_smooths_and_can_be_switched_off():
     on = TrusImageProcessor(size={"height": 64, "width": 64}, do_crop_roi=False)
     off = TrusImageProcessor(size={"height": 64, "width": 64}, do_crop_roi=False, do_diffusion=False)
     assert on(noisy, return_tensors="np")["pixel_values"].std() < off(noisy, return_tensors="np")["pixel_values"].std()
+
+
+def _displayed(db: np.ndarray, gain_db: float, dynamic_range_db: float) -> np.ndarray:
+    """A scanner's gray levels of echo strengths in dB (0 outside the fan): log compression with gain."""
+    out = np.clip((db + gain_db) / dynamic_range_db + 1.0, 0.0, 1.0)
+    return np.where(np.isnan(db), 0.0, out).astype(np.float32)
+
+
+def test_standardized_frames_do_not_see_the_scanners_gain_and_dynamic_range():
+    rng = np.random.default_rng(0)
+    db = -25.0 + np.clip(5.6 * rng.standard_normal((64, 64)), -15, 15)  # log speckle, dB re the top of the display
+    db[:, :8] = np.nan  # outside the fan
+    a, b = _displayed(db, 0.0, 60.0), _displayed(db, -3.0, 45.0)
+    assert abs(a[:, 8:].mean() - b[:, 8:].mean()) > 0.1  # the two settings look different...
+    sa, sb = standardize_echo(a, 0.35, 0.14), standardize_echo(b, 0.35, 0.14)
+    echo = (a > ECHO_FLOOR) & (b > ECHO_FLOOR)
+    assert np.abs(sa - sb)[echo].mean() < 0.01  # ...and the same standardised
+    assert abs(sa[sa > ECHO_FLOOR].mean() - 0.35) < 0.01 and abs(sa[sa > ECHO_FLOOR].std() - 0.14) < 0.01
+    assert (sa[:, :8] == 0).all() and sa.min() >= 0 and sa.max() <= 1  # the background stays; values stay in [0, 1]
+    batch = standardize_echo(np.stack([a, b, np.zeros_like(a)]), 0.35, 0.14)  # (N, H, W): each frame on its own
+    assert np.array_equal(batch[0], sa) and np.array_equal(batch[1], sb) and (batch[2] == 0).all()
+
+
+def test_the_processor_standardizes_when_asked_and_keeps_it_when_saved(tmp_path):
+    img = generate_phantom(0, (150, 200)).image
+    darker = (img * 0.6).astype(np.uint8)
+    kw = {"size": {"height": 64, "width": 64}, "do_diffusion": False}
+    plain, std = TrusImageProcessor(**kw), TrusImageProcessor(do_standardize=True, **kw)
+
+    def gap(proc):
+        pix = [proc(x, return_tensors="np")["pixel_values"] for x in (img, darker)]
+        return np.abs(pix[0] - pix[1]).mean()
+
+    assert gap(std) < 0.2 * gap(plain)
+    std.save_pretrained(tmp_path)
+    again = TrusImageProcessor.from_pretrained(tmp_path)
+    assert again.do_standardize and again.standardize_mean == 0.35
+    assert np.array_equal(
+        again(img, return_tensors="np")["pixel_values"], std(img, return_tensors="np")["pixel_values"]
+    )
+    from trus_hf import TrusSegConfig
+    from trus_hf.modelcard import render_model_card
+
+    card = render_model_card(TrusSegConfig(), again, metrics=None)
+    assert "standardises each frame's echo levels to mean 0.35 and standard deviation 0.14" in card
+    assert "standardises" not in render_model_card(TrusSegConfig(), plain, metrics=None)
+    with pytest.raises(ValueError, match=r"standardize_std in \(0, 0.5\), got 0.35 and 0.0"):
+        TrusImageProcessor(do_standardize=True, standardize_std=0.0)
 
 
 @pytest.mark.parametrize("interpolation", ["area", "bilinear", "bicubic"])

@@ -2,7 +2,8 @@
 
 Steps, in order: to grayscale float in [0, 1] -> crop the ultrasound region (automatic fan/rectangle detection or a
 fixed box) -> resize to ``size`` (optionally keeping the aspect ratio, padded) -> pad to a multiple of
-``size_divisor`` -> isotropic diffusion (heat equation) -> replicate to ``num_channels`` -> mean/std normalisation.
+``size_divisor`` -> isotropic diffusion (heat equation) -> optionally, each frame's echo levels standardised ->
+replicate to ``num_channels`` -> mean/std normalisation.
 Every step is recorded in a per-image geometry so that `post_process_semantic_segmentation` maps logits back into the
 ORIGINAL image: a predicted mask overlays the uploaded image pixel for pixel.
 
@@ -42,6 +43,7 @@ __all__ = [
     "detect_ultrasound_roi",
     "drop_small_components",
     "isotropic_diffusion",
+    "standardize_echo",
     "to_gray_float",
 ]
 
@@ -134,6 +136,30 @@ def isotropic_diffusion(image: np.ndarray, iterations: int = 10, step: float = 0
     return u
 
 
+#: Pixels at or below this level (of [0, 1]) are the background around the fan, or anechoic: `standardize_echo` leaves
+#: them out of each frame's statistics and unchanged.
+ECHO_FLOOR = 0.02
+
+
+def standardize_echo(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Map each frame's echo pixels (above `ECHO_FLOOR`) to ``mean`` and ``std``, clipped to [0, 1].
+
+    A B-mode gray level is an affine function of echo strength in dB: the overall gain shifts it, the dynamic range
+    of the log compression scales it, both set per scanner and per user. Standardising each frame removes both, so a
+    model trained on standardised frames does not learn one scanner's gain and dynamic range. (H, W) or (N, H, W)."""
+    x = np.asarray(x, np.float32)
+    frames = x.reshape(-1, *x.shape[-2:])
+    out = frames.copy()
+    for frame, dst in zip(frames, out):
+        echo = frame > ECHO_FLOOR
+        if echo.sum() < 16:  # nothing to measure: an empty frame stays as it is
+            continue
+        values = frame[echo]
+        scale = std / max(float(values.std()), 1e-3)
+        dst[echo] = np.clip((values - values.mean()) * scale + mean, 0.0, 1.0)
+    return out.reshape(x.shape)
+
+
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))  # clipped: no overflow warnings for extreme logits
 
@@ -179,6 +205,9 @@ class TrusImageProcessor(BaseImageProcessor):
         do_crop_roi: crop to the ultrasound region before resizing.
         crop_box: fixed ``[x0, y0, x1, y1]`` crop; overrides automatic detection.
         do_diffusion, diffusion_iterations, diffusion_step: isotropic diffusion after resizing.
+        do_standardize, standardize_mean, standardize_std: map each frame's echo levels (pixels above
+            `ECHO_FLOOR`) to this mean and standard deviation (`standardize_echo`), before normalisation; a model
+            trained with it is blind to the gain and dynamic range a scanner displays with.
         do_normalize, image_mean, image_std: per-channel normalisation after replicating gray to ``num_channels``.
         max_pixels: inputs larger than this are refused with a `ValueError`.
         mask_threshold: per label, the probability above which a pixel belongs to the mask (labels not named: 0.5);
@@ -207,6 +236,9 @@ class TrusImageProcessor(BaseImageProcessor):
         do_diffusion: bool = True,
         diffusion_iterations: int = 10,
         diffusion_step: float = 0.2,
+        do_standardize: bool = False,
+        standardize_mean: float = 0.35,
+        standardize_std: float = 0.14,
         do_normalize: bool = True,
         image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] | None = None,
@@ -237,6 +269,14 @@ class TrusImageProcessor(BaseImageProcessor):
         self.do_diffusion = bool(do_diffusion)
         self.diffusion_iterations = int(diffusion_iterations)
         self.diffusion_step = float(diffusion_step)
+        self.do_standardize = bool(do_standardize)
+        if not (0.0 < standardize_mean < 1.0 and 0.0 < standardize_std < 0.5):
+            raise ValueError(
+                "standardize_mean must lie in (0, 1) and standardize_std in (0, 0.5), "
+                f"got {standardize_mean} and {standardize_std}"
+            )
+        self.standardize_mean = float(standardize_mean)
+        self.standardize_std = float(standardize_std)
         self.do_normalize = bool(do_normalize)
         self.num_channels = int(num_channels)
         self.image_mean = (
@@ -368,6 +408,8 @@ class TrusImageProcessor(BaseImageProcessor):
     def finalize(self, x: np.ndarray) -> np.ndarray:
         """The cheap half: (H, W) or (N, H, W) in [0, 1] -> (C, H, W) / (N, C, H, W) normalised float32."""
         x = np.asarray(x, np.float32)
+        if self.do_standardize:
+            x = standardize_echo(x, self.standardize_mean, self.standardize_std)
         axis = 0 if x.ndim == 2 else 1
         x = np.repeat(np.expand_dims(x, axis), self.num_channels, axis=axis)
         if self.do_normalize:

@@ -70,6 +70,13 @@ class TrainingArguments:
     image_size: int = field(default=768, metadata={"help": "model input size (square)"})
     interpolation: str = field(default="area", metadata={"help": "image interpolation: area, bilinear, bicubic"})
     diffusion_iterations: int = field(default=10, metadata={"help": "isotropic diffusion iterations (0 = off)"})
+    standardize: bool = field(
+        default=False,
+        metadata={
+            "help": "standardise each frame's echo levels (the processor's do_standardize): blind to the gain and "
+            "dynamic range of the scanner; with --init_from it switches the start's processor to it"
+        },
+    )
     init_from: str | None = field(
         default=None,
         metadata={"help": "start from a trained model: trus-hf folder or Hub ID, smp FPN folder, Segformer checkpoint"},
@@ -143,6 +150,7 @@ class TrainingArguments:
             interpolation=self.interpolation,
             do_diffusion=self.diffusion_iterations > 0,
             diffusion_iterations=max(self.diffusion_iterations, 0),
+            do_standardize=self.standardize,
         )
 
 

@@ -109,6 +109,8 @@ def initial_model(
     model.config = effective
     model.loss_fn = type(model.loss_fn).from_config(effective)
     model.train()
+    if args.standardize:  # the start's weights adapt to standardised frames during this run
+        processor.do_standardize = True
     # the start's tuned thresholds belong to its weights: the new model is tuned (or not) on its own validation data
     processor.set_postprocessing()
     return model, processor, effective
