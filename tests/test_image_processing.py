@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trus_hf import TrusImageProcessor
+from trus_hf import TrusImageProcessor, TrusSegConfig
 from trus_hf.image_processing import (
     ECHO_FLOOR,
     detect_ultrasound_roi,
@@ -14,6 +14,7 @@ from trus_hf.image_processing import (
     to_gray_float,
 )
 from trus_hf.metrics import binary_metrics
+from trus_hf.modelcard import render_model_card
 from trus_hf.synthetic import generate_phantom
 
 
@@ -118,9 +119,6 @@ def test_the_processor_standardizes_when_asked_and_keeps_it_when_saved(tmp_path)
     assert np.array_equal(
         again(img, return_tensors="np")["pixel_values"], std(img, return_tensors="np")["pixel_values"]
     )
-    from trus_hf import TrusSegConfig
-    from trus_hf.modelcard import render_model_card
-
     card = render_model_card(TrusSegConfig(), again, metrics=None)
     assert "standardises each frame's echo levels to mean 0.35 and standard deviation 0.14" in card
     assert "standardises" not in render_model_card(TrusSegConfig(), plain, metrics=None)
