@@ -112,6 +112,20 @@ class TrusSegformer(TrusSegmentationModel):
         }
 
 
+# Tokens (B, N, C) and maps (B, C, H, W) meet convolutions through these two, each transpose next to the
+# convolution and the reshape on the far side: ONNX Runtime runs INT8 convolutions channels-last, between a transpose
+# to NHWC and one back, and ours then cancel with them, where a reshape in between kept both (Segformer-b0's INT8
+# graph: BENCHMARKS.md).
+def _tokens_to_map(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, N, C) -> (B, H, W, C) -> (B, C, H, W)."""
+    return tokens.reshape(tokens.shape[0], height, width, tokens.shape[2]).permute(0, 3, 1, 2)
+
+
+def _map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H, W, C) -> (B, N, C)."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
+
+
 class ChannelsFirstMixFFN(nn.Module):
     """A Segformer Mix-FFN (fc1 -> 3x3 depthwise convolution -> activation -> fc2) computed on (B, C, H, W) maps, its
     two linear layers as 1x1 convolutions with the same weights: the same function as `SegformerMixMLP` in eval mode.
@@ -136,20 +150,15 @@ class ChannelsFirstMixFFN(nn.Module):
         return conv
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        batch, _, channels = hidden_states.shape
-        # (B, N, C) -> (B, H, W, C) -> (B, C, H, W): the reshape first, so that the transpose meets the convolution.
-        # ONNX Runtime runs INT8 convolutions channels-last, between a transpose to NHWC and one back; next to
-        # these, ours cancel out, where a reshape in between kept both (Segformer-b0's INT8 graph: BENCHMARKS.md).
-        x = hidden_states.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
-        x = self.fc2(self.activation(self.dwconv(self.fc1(x))))
-        return x.permute(0, 2, 3, 1).reshape(batch, height * width, -1)
+        x = self.fc2(self.activation(self.dwconv(self.fc1(_tokens_to_map(hidden_states, height, width)))))
+        return _map_to_tokens(x)
 
 
 class ChannelsLastPatchEmbeddings(nn.Module):
     """transformers' overlapping patch embedding (strided convolution, then tokens, then layer norm), with its
-    (B, C, H, W) -> (B, N, C) step written as a transpose to (B, H, W, C) followed by a reshape: the same tensor, but
-    the transpose then meets the one back from channels-last that ONNX Runtime puts after an INT8 convolution, and
-    both cancel (see `ChannelsFirstMixFFN`). The same submodules, so the weights keep their names."""
+    (B, C, H, W) -> (B, N, C) step written as a transpose to (B, H, W, C) followed by a reshape (`_map_to_tokens`):
+    the same tensor, but the transpose then meets the one back from channels-last that ONNX Runtime puts after an
+    INT8 convolution, and both cancel. The same submodules, so the weights keep their names."""
 
     def __init__(self, embeddings: nn.Module):
         super().__init__()
@@ -157,8 +166,7 @@ class ChannelsLastPatchEmbeddings(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         x = self.proj(pixel_values)
-        batch, channels, height, width = x.shape
-        return self.layer_norm(x.permute(0, 2, 3, 1).reshape(batch, height * width, channels)), height, width
+        return self.layer_norm(_map_to_tokens(x)), x.shape[2], x.shape[3]
 
 
 class ChannelsLastSequenceReduction(nn.Module):
@@ -170,9 +178,8 @@ class ChannelsLastSequenceReduction(nn.Module):
         self.sequence_reduction, self.layer_norm = reduction.sequence_reduction, reduction.layer_norm
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        batch, _, channels = hidden_states.shape
-        x = self.sequence_reduction(hidden_states.reshape(batch, height, width, channels).permute(0, 3, 1, 2))
-        return self.layer_norm(x.permute(0, 2, 3, 1).reshape(batch, -1, channels))
+        x = self.sequence_reduction(_tokens_to_map(hidden_states, height, width))
+        return self.layer_norm(_map_to_tokens(x))
 
 
 #: transformers' module classes `FoldedSegformer` rewrites (looked up by name: older transformers releases lack the
