@@ -57,7 +57,6 @@ def _settings(seed: int):
         "gain_db": float(rng.uniform(-6.0, 6.0)),
         "attenuation_db_cm_mhz": float(s.attenuation_db_cm_mhz),
         "tgc_compensation": float(rng.uniform(0.8, 1.0)),
-        "scatterers_per_mm2": 0.0,
     }
     return anatomy, acq, rng
 
@@ -177,49 +176,40 @@ def _write(seed: int, out: Path, size: int) -> dict:
     return row
 
 
+def _write_metadata(out: Path, rows: list[dict]) -> None:
+    with open(out / "metadata.jsonl", "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
 def cmd_simulate(a) -> None:
     out = Path(a.out)
     for sub in ("images", "masks_gland", "masks_lesion", "meta"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     seeds = [SEED0 + i for i in range(a.n)]
+    rows = []
     with ProcessPoolExecutor(a.workers) as pool:
         for row in pool.map(_write, seeds, [out] * len(seeds), [a.size] * len(seeds)):
+            rows.append(row)
             print(
                 f"seed {row['seed']}: {row['n_lesions']} lesion(s), {row['frequency_mhz']} MHz, "
                 f"{row['scatterers']} scatterers, {row['seconds']} s",
                 flush=True,
             )
-    rows = [json.loads((out / "meta" / f"{s}.json").read_text()) for s in seeds]
-    with open(out / "metadata.jsonl", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    _write_metadata(out, rows)
     print(f"wrote {len(rows)} frames to {out}")
 
 
 def load_frames(data: Path):
-    """The simulated frames as a Dataset with the columns the evaluation reads (``mask_gland``, ``mask_lesion``)."""
-    import datasets
+    """The frames simulated so far, loaded as the imagefolder of two labels they are (`trus_hf.data.load_dataset`:
+    columns ``mask_gland``, ``mask_lesion``), and their metadata rows."""
+    from trus_hf.data import load_dataset
 
-    rows = [json.loads(f.read_text()) for f in sorted((data / "meta").glob("*.json"))]  # the frames done so far
+    rows = [json.loads(f.read_text()) for f in sorted((data / "meta").glob("*.json"))]
     if not rows:
         raise SystemExit(f"no simulated frames in {data}: run `simulate` first")
-    table = {
-        "image": [str(data / r["file_name"]) for r in rows],
-        "mask_gland": [str(data / r["mask_gland_file_name"]) for r in rows],
-        "mask_lesion": [str(data / r["mask_lesion_file_name"]) for r in rows],
-        "group": [r["group"] for r in rows],
-        "file": [r["file_name"] for r in rows],
-    }
-    features = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "mask_gland": datasets.Image(),
-            "mask_lesion": datasets.Image(),
-            "group": datasets.Value("string"),
-            "file": datasets.Value("string"),
-        }
-    )
-    return datasets.Dataset.from_dict(table, features=features), rows
+    _write_metadata(data, rows)
+    return load_dataset(data, labels=["gland", "lesion"])["train"], rows
 
 
 def summary(rows: list[dict]) -> dict:
