@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,10 +56,6 @@ def tiny_model(arch: str, seed: int = 0):
 def tiny_kfold_run(folder: Path, k: int = 2) -> Path:
     """A k-fold run's folder as `train_kfold` leaves it: ``fold_<i>/model`` (tiny random FPNs, one seed per fold)
     and ``kfold_summary.json`` with per-fold validation figures (its card needs them when pushed)."""
-    import json
-
-    import numpy as np
-
     folds = []
     for i in range(1, k + 1):
         tiny_model("fpn", seed=i).save_pretrained(folder / f"fold_{i}" / "model", processor=tiny_processor())

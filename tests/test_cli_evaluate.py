@@ -117,7 +117,6 @@ def test_tune_postprocessing_writes_the_chosen_settings_into_the_model_folder(sa
 
 
 def test_tune_postprocessing_tunes_a_kfold_runs_ensemble_with_its_input_size_into_every_fold(tmp_path, capsys):
-
     from conftest import tiny_kfold_run
 
     from trus_hf import load_model
