@@ -45,9 +45,9 @@ DEMO_CONFIGS = {
 }
 #: Per model: learning rate, epochs of ``STEPS_PER_EPOCH`` steps of batch 8 and precision (fixed: the same command
 #: gives the same models on the same machine). Both run in bf16 where the CPU has it natively (``auto``): the FPN's
-#: 20 epochs take 27 min on a CPU with native bf16 (12 took 26-30 min on the earlier VMs without it); the Segformer's
+#: 20 epochs take 27 min on the VM of 2026-12-07 (12 took 26-38 min on the slower VMs before it); the Segformer's
 #: 8 bf16 epochs (29 min) validated better than its 7 fp32 ones (42 min): IoU 0.562 against 0.538, lesion 0.512
-#: against 0.502. The FPN had 12 epochs until 2026-12-07 (14 were tried then: the best epoch was still the 12th); 20
+#: against 0.502. The FPN had 12 epochs until 2026-12-07 (14 on plain frames, 2026-12-01: the 12th was still best); 20
 #: reached validation IoU 0.802 against 0.763 at epoch 12 of the same run, and 0.556 against 0.457 (the FPN of 12
 #: epochs) on the held-out scanner's lesions, at the cost of phantom lesions outside the training ranges
 #: (BENCHMARKS.md).
