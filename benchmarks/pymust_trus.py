@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from trus_hf.fileio import write_json, write_jsonl
 from trus_hf.synthetic.anatomy import Anatomy
 from trus_hf.synthetic.config import draw_settings, resolve_config
 
@@ -172,14 +173,8 @@ def _write(seed: int, out: Path, size: int) -> dict:
         "source": "pymust",
         **fr["meta"],
     }
-    meta_file.write_text(json.dumps(row))  # last: a frame counts as done only once its files are written
+    write_json(meta_file, row, indent=None)  # last, atomically: a frame counts as done once its files are written
     return row
-
-
-def _write_metadata(out: Path, rows: list[dict]) -> None:
-    with open(out / "metadata.jsonl", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
 
 
 def cmd_simulate(a) -> None:
@@ -196,7 +191,7 @@ def cmd_simulate(a) -> None:
                 f"{row['scatterers']} scatterers, {row['seconds']} s",
                 flush=True,
             )
-    _write_metadata(out, rows)
+    write_jsonl(out / "metadata.jsonl", rows)
     print(f"wrote {len(rows)} frames to {out}")
 
 
@@ -208,7 +203,7 @@ def load_frames(data: Path):
     rows = [json.loads(f.read_text()) for f in sorted((data / "meta").glob("*.json"))]
     if not rows:
         raise SystemExit(f"no simulated frames in {data}: run `simulate` first")
-    _write_metadata(data, rows)
+    write_jsonl(data / "metadata.jsonl", rows)
     return load_dataset(data, labels=["gland", "lesion"])["train"], rows
 
 
@@ -260,7 +255,7 @@ def cmd_evaluate(a) -> None:
                 flush=True,
             )
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1))
+        write_json(a.json, out)
 
 
 def main() -> None:

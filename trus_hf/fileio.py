@@ -34,6 +34,7 @@ __all__ = [
     "remove_stale_temporaries",
     "write_csv",
     "write_json",
+    "write_jsonl",
     "write_png",
 ]
 
@@ -164,6 +165,15 @@ def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
     """Write ``data`` as JSON, atomically (non-JSON numbers such as numpy floats are written as floats)."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, default=float))
+    return Path(path)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Write dict rows as JSON lines (an imagefolder's ``metadata.jsonl``), atomically."""
+    with atomic_file(path) as tmp:
+        with open(tmp, "w") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
     return Path(path)
 
 

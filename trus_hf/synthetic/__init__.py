@@ -16,13 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..fileio import write_jsonl
 from .anatomy import Anatomy
 from .config import PRESETS, FrameSettings, PhantomConfig, draw_settings, resolve_config
 from .formation import beam_grid, envelope, layout_for, log_compress, pixel_coordinates, scan_convert, to_scan_lines
@@ -147,7 +147,5 @@ def write_phantom_dataset(
                 **ph.meta,
             }
         )
-    with open(out / "metadata.jsonl", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    write_jsonl(out / "metadata.jsonl", rows)
     return out
