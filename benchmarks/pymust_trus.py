@@ -3,7 +3,7 @@ physics-simulated test frames that this machine can make.
 
     pip install pymust==0.1.9
     python benchmarks/pymust_trus.py simulate --n 24 [--out runs/pymust_trus] [--workers 1]   # slow, resumable
-    python benchmarks/pymust_trus.py evaluate [--data runs/pymust_trus] [--models trus_hf/demo_models]
+    python benchmarks/pymust_trus.py evaluate [--data runs/pymust_trus] [--models trus_hf/demo_models] [--figure F.jpg]
 
 What is shared with the phantoms the bundled models were trained on, and what is not:
 - shared: the tissue layout of a transverse frame (`trus_hf.synthetic.anatomy.Anatomy`: echogenicity, zones,
@@ -237,16 +237,21 @@ def cmd_evaluate(a) -> None:
     ds, meta = load_frames(Path(a.data))
     models = {}
     for root in a.models:
-        found = demo_model_paths(root)
-        models.update({f"{Path(root).name}/{k}": v for k, v in found.items()} or {Path(root).name: Path(root)})
+        found = {f"{Path(root).name}/{k}": v for k, v in demo_model_paths(root).items()} or {
+            Path(root).name: Path(root)
+        }
+        for name, path in found.items():
+            models[str(path) if name in models else name] = path  # two folders of one name stay two rows
     print(f"{len(ds)} simulated frames ({sum(r['n_lesions'] > 0 for r in meta)} with a lesion)")
     head = "| model | threshold | gland IoU / Dice | lesion IoU, all frames | lesion-bearing: IoU / Dice, found |"
     print(head + " lesion-free marked |\n|" + "---|" * 6)
-    out = []
+    out, tiles = [], []
     for name, path in models.items():
         for threshold in (None, 0.5):
             pipe = SegmentationPipeline.from_pretrained(path, device="cpu", threshold=threshold)
             s = summary(evaluate_dataset(pipe, ds, desc=name))
+            if a.figure and threshold is None:
+                tiles.append(_figure_row(pipe, ds, meta, a.figure_frames))
             out.append({"model": name, "threshold": threshold or "tuned", **s})
             print(
                 f"| {name} | {threshold or 'tuned'} | {s['gland_iou']:.3f} / {s['gland_dice']:.3f} | "
@@ -256,6 +261,29 @@ def cmd_evaluate(a) -> None:
             )
     if a.json:
         write_json(a.json, out)
+    if a.figure:
+        picture = np.vstack(tiles)
+        Path(a.figure).parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(a.figure), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]):
+            raise SystemExit(f"could not write the figure to {a.figure} (a .jpg or .png name?)")
+        print(f"figure: {a.figure} (one row per model, {a.figure_frames} lesion-bearing frames, tuned settings)")
+
+
+def _figure_row(pipe, ds, meta: list[dict], n: int) -> np.ndarray:
+    """The model's masks on the first ``n`` lesion-bearing frames: predicted gland blue and lesion red (filled),
+    the truth as green outlines (`trus_hf.visualization.overlay`)."""
+    from trus_hf.visualization import overlay
+
+    index = {name: i for i, name in enumerate(ds["file"])}
+    row, signal = [], []
+    for r in [r for r in meta if r["n_lesions"] > 0][:n]:
+        ex = ds[index[Path(r["file_name"]).name]]
+        image = np.asarray(ex["image"].convert("L"))
+        truth = {k: np.asarray(ex[f"mask_{k}"]) > 0 for k in ("gland", "lesion")}
+        row.append(overlay(image, pipe(image).masks, truth))
+        signal.append(image.max(axis=1) > 8)
+    rows = np.flatnonzero(np.any(signal, axis=0))  # the fans' rows only: the same frames give every model one crop
+    return np.hstack(row)[rows.min() : rows.max() + 1]
 
 
 def main() -> None:
@@ -275,6 +303,8 @@ def main() -> None:
         help="model folders, or folders of model folders (the bundled models by default)",
     )
     e.add_argument("--json", default=None, help="also write the figures here")
+    e.add_argument("--figure", default=None, help="also write a picture of the masks here (.jpg or .png)")
+    e.add_argument("--figure-frames", type=int, default=6, help="lesion-bearing frames in the picture")
     a = p.parse_args()
     (cmd_simulate if a.cmd == "simulate" else cmd_evaluate)(a)
 
