@@ -147,3 +147,18 @@ def test_synth_cli_writes_an_imagefolder_with_a_preset(tmp_path):
 def test_size_validation():
     with pytest.raises(ValueError, match="at least 16x16"):
         generate_phantom(0, (8, 8))
+
+
+def test_demo_recipes_train_on_the_phantoms_they_name():
+    """The Segformer's recipe narrows the training lesions' contrast and the generator draws within it; the FPN's
+    trains on the default preset as it is (what the cards say each model saw)."""
+    from trus_hf.demo import RECIPES, _sections, training_phantoms
+
+    assert training_phantoms(RECIPES["fpn"]) == PRESETS["default"]
+    narrowed = training_phantoms(RECIPES["segformer"])
+    assert narrowed.lesion_contrast == (0.2, 0.7) and narrowed.frequency_mhz == PRESETS["default"].frequency_mhz
+    contrasts = [c for s in range(40) for c in generate_phantom(s, (96, 128), narrowed).meta["lesion_contrasts"]]
+    assert len(contrasts) > 20 and all(0.2 <= c <= 0.7 for c in contrasts)
+    assert max(c for s in range(40) for c in generate_phantom(s, (96, 128)).meta["lesion_contrasts"]) > 0.7
+    card = _sections({"phantoms": 5}, [], busbra=False, lesion_contrast=narrowed.lesion_contrast)
+    assert "contrast 0.2-0.7" in card and "contrast" not in _sections({"phantoms": 5}, [], busbra=False)
