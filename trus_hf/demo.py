@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,28 +101,35 @@ def training_phantoms(recipe: dict[str, Any]) -> PhantomConfig:
 
 
 def training_data(
-    busbra: Path | None, seed: int = 0, n_phantoms: int = 3000, phantoms: PhantomConfig | str = "default"
-) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, int]]:
-    """(train, validation, what each holds): phantoms with gland and lesion (training ones of ``phantoms``,
-    validation ones of the default preset); with BUS-BRA, its frames of the other scanners (lesion label only) and
-    lesion-free regions cut from them, split by case (official fold 1 of those scanners is the validation part)."""
+    busbra: Path | None, seed: int = 0, n_phantoms: int = 3000, phantoms: Sequence[PhantomConfig | str] = ("default",)
+) -> dict[PhantomConfig | str, tuple[datasets.Dataset, datasets.Dataset, dict[str, int]]]:
+    """Per phantom setting in ``phantoms``: (train, validation, what each holds). Training phantoms of that setting
+    with gland and lesion; validation phantoms of the default preset; with BUS-BRA, its frames of the other scanners
+    (lesion label only) and lesion-free regions cut from them, split by case (official fold 1 of those scanners is
+    the validation part). Only the training phantoms differ between settings: the rest is made once and shared."""
     from .data.busbra import busbra_table, lesion_free_crops, load_busbra
 
-    train = [synthetic_dataset(n_phantoms, PHANTOM_SIZE, seed, phantoms, DEMO_LABELS)]
+    real: list[datasets.Dataset] = []
     val = [synthetic_dataset(64, PHANTOM_SIZE, seed + 100_000, "default", DEMO_LABELS)]
-    counts = {"phantoms": n_phantoms}
+    counts: dict[str, int] = {}
     if busbra is not None:
         rows = [r for r in busbra_table(busbra) if HELD_OUT_DEVICE.lower() not in r["Device"].lower()]
         val_ids = [r["ID"] for r in rows if r.get("kFold") == "1"][:120]
         train_ids = [r["ID"] for r in rows if r.get("kFold") != "1"]
-        for ids, target in ((train_ids, train), (val_ids, val)):
+        for ids, target in ((train_ids, real), (val_ids, val)):
             target.append(_common(load_busbra(busbra, ids=ids, labels=DEMO_LABELS)))
             target.append(_common(lesion_free_crops(busbra, ids=ids, labels=DEMO_LABELS)))
-        counts.update(busbra_lesions=len(train[1]), busbra_lesion_free=len(train[2]))
-    cast = train[0].features
-    train_ds = datasets.concatenate_datasets([d.cast(cast) for d in train])
-    val_ds = datasets.concatenate_datasets([d.cast(cast) for d in val])
-    return train_ds, val_ds, counts
+        counts.update(busbra_lesions=len(real[0]), busbra_lesion_free=len(real[1]))
+    data = {}
+    for setting in dict.fromkeys(phantoms):
+        train = [synthetic_dataset(n_phantoms, PHANTOM_SIZE, seed, setting, DEMO_LABELS), *real]
+        cast = train[0].features
+        data[setting] = (
+            datasets.concatenate_datasets([d.cast(cast) for d in train]),
+            datasets.concatenate_datasets([d.cast(cast) for d in val]),
+            {"phantoms": n_phantoms, **counts},
+        )
+    return data
 
 
 def heldout_sets(busbra: Path | None, n: int = 60, seed: int = 900_000) -> dict[str, datasets.Dataset]:
@@ -252,18 +260,15 @@ def train_demo_models(
     busbra = Path(busbra) if busbra else None
     if busbra is None:
         logger.warning("no BUS-BRA folder given: the models learn from phantoms only")
+    t0 = time.time()
+    data = training_data(busbra, seed, n_phantoms, [training_phantoms(RECIPES[name]) for name in names])
     sets = heldout_sets(busbra)
-    data: dict[PhantomConfig, tuple[datasets.Dataset, datasets.Dataset, dict[str, int]]] = {}
+    logger.info("data ready in %.0f s: %s", time.time() - t0, [counts for _, _, counts in data.values()])
     paths = []
     for name in names:
         config = DEMO_CONFIGS[name]
         recipe = RECIPES[name]
-        phantoms = training_phantoms(recipe)
-        if phantoms not in data:  # the models of one phantom setting share their data
-            t0 = time.time()
-            data[phantoms] = training_data(busbra, seed, n_phantoms, phantoms)
-            logger.info("%s: data ready in %.0f s: %s", name, time.time() - t0, data[phantoms][2])
-        train_ds, val_ds, counts = data[phantoms]
+        train_ds, val_ds, counts = data[training_phantoms(recipe)]  # models of one phantom setting share their data
         run_dir = out.parent / ".demo_runs" / name
         args = TrainingArguments(
             output_dir=str(run_dir),
