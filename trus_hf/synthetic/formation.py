@@ -175,6 +175,14 @@ def _lateral_band(strip: np.ndarray, sigma_cells: float, k_ax: np.ndarray) -> np
     return cv2.resize(coarse, (n * f, h), interpolation=cv2.INTER_LINEAR)[:, :nt]
 
 
+def iq_magnitude(field: np.ndarray) -> np.ndarray:
+    """The envelope sqrt(I^2 + Q^2) of an (H, W, 2) float32 I/Q array, the same bits wherever the array lies in memory.
+    Not cv2.magnitude: on these interleaved views its last bit depends on the buffer's address, so one seed gave one of
+    two images depending on the process's earlier allocations; numpy's square, add and sqrt are exactly rounded."""
+    square = np.square(field)
+    return np.sqrt(square[..., 0] + square[..., 1])
+
+
 def _psf_filter(field: np.ndarray, grid: BeamGrid, s: FrameSettings, bands: int = 8) -> np.ndarray:
     """Separable Gaussian PSF: axial sigma fixed, lateral sigma per depth band (8 bands; neighbouring bands filter
     the same scatterers with kernels a few percent apart, so no seam shows)."""
@@ -231,7 +239,7 @@ def envelope(
     field *= gain[..., None]
     noise = np.float32(10 ** (s.noise_db / 20.0))
     field += noise * np.roll(raw, (nr // 2, nt // 2), axis=(0, 1))  # white receive noise: other samples again
-    env = cv2.magnitude(field[..., 0], field[..., 1])
+    env = iq_magnitude(field)
     depth = (np.arange(nr, dtype=np.float32) + 0.5) * grid.dr
     nominal = s.attenuation_db_cm_mhz * s.frequency_mhz * 0.1 * _NEPER_PER_DB
     tgc_db = 8.686 * 2 * s.tgc_compensation * nominal * depth
