@@ -23,7 +23,7 @@ def test_phantom_is_deterministic_and_consistent():
 
 def test_the_envelope_does_not_depend_on_where_its_samples_lie_in_memory():
     # the same I/Q values copied into buffers at 16 offsets: one seed must give one image in every process (with
-    # cv2.magnitude the last bit changed with the address, and 7% of phantoms by a few pixels between processes)
+    # cv2.magnitude the last bit changed with the address, and with it some phantoms, by a few pixels, per process)
     iq = np.random.default_rng(0).standard_normal((48, 100, 2)).astype(np.float32)
     results = []
     for offset in range(16):

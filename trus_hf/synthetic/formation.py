@@ -178,7 +178,7 @@ def _lateral_band(strip: np.ndarray, sigma_cells: float, k_ax: np.ndarray) -> np
 def iq_magnitude(field: np.ndarray) -> np.ndarray:
     """The envelope sqrt(I^2 + Q^2) of an (H, W, 2) float32 I/Q array, the same bits wherever the array lies in memory.
     Not cv2.magnitude: on these interleaved views its last bit depends on the buffer's address, so one seed gave one of
-    two images depending on the process's earlier allocations; numpy's square, add and sqrt are exactly rounded."""
+    two images depending on where the process's buffers lay; numpy's square, add and sqrt are exactly rounded."""
     square = np.square(field)
     return np.sqrt(square[..., 0] + square[..., 1])
 
