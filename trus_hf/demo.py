@@ -123,16 +123,19 @@ def training_data(
             target.append(_common(load_busbra(busbra, ids=ids, labels=DEMO_LABELS)))
             target.append(_common(lesion_free_crops(busbra, ids=ids, labels=DEMO_LABELS)))
         counts.update(busbra_lesions=len(real[0]), busbra_lesion_free=len(real[1]))
-    data = {}
-    for setting in dict.fromkeys(phantoms):
-        train = [synthetic_dataset(n_phantoms, PHANTOM_SIZE, seed, setting, DEMO_LABELS), *real]
-        cast = train[0].features
-        data[setting] = (
-            datasets.concatenate_datasets([d.cast(cast) for d in train]),
-            datasets.concatenate_datasets([d.cast(cast) for d in val]),
+    features = val[0].features  # every phantom set has these: the other parts are cast to them once
+    real = [d.cast(features) for d in real]
+    val_ds = datasets.concatenate_datasets([d.cast(features) for d in val])
+    return {
+        setting: (
+            datasets.concatenate_datasets(
+                [synthetic_dataset(n_phantoms, PHANTOM_SIZE, seed, setting, DEMO_LABELS), *real]
+            ),
+            val_ds,
             {"phantoms": n_phantoms, **counts},
         )
-    return data
+        for setting in dict.fromkeys(phantoms)
+    }
 
 
 def heldout_sets(busbra: Path | None, n: int = 60, seed: int = 900_000) -> dict[str, datasets.Dataset]:
