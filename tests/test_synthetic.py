@@ -90,6 +90,42 @@ def test_lesions_are_darker_than_their_surroundings_and_fainter_when_near_isoech
     assert found == 3
 
 
+def test_acoustic_clutter_fills_lesions_in_and_leaves_the_rest_of_the_seed_as_it_was():
+    clean = PRESETS["clean"].replace(lesion_contrast=0.3)
+    checked = 0
+    for seed in range(40):
+        plain = generate_phantom(seed, (384, 448), clean)
+        les = plain.lesion_mask.astype(bool)
+        if les.sum() < 300:
+            continue
+        ring = plain.gland_mask.astype(bool) & ~les
+        gaps = []
+        for level in (-30.0, -10.0, -4.0):
+            hazy = generate_phantom(seed, (384, 448), clean.replace(clutter_prob=1.0, clutter_db=level, clutter_mm=4.0))
+            assert hazy.meta["clutter_db"] == level and np.array_equal(hazy.lesion_mask, plain.lesion_mask)
+            gaps.append(np.mean(hazy.image[ring].astype(float)) - np.mean(hazy.image[les].astype(float)))
+        base_gap = np.mean(plain.image[ring].astype(float)) - np.mean(plain.image[les].astype(float))
+        assert base_gap > 0 and gaps[0] > 0.9 * base_gap, (seed, base_gap, gaps)  # -30 dB: hardly any haze
+        assert gaps[0] > gaps[1] > gaps[2] > 0, (seed, gaps)  # more clutter, fainter lesion, still darker
+        checked += 1
+        if checked == 2:
+            break
+    assert checked == 2
+    hazy = PRESETS["default"].replace(clutter_prob=0.5)
+    drawn = [draw_settings(np.random.default_rng(seed), hazy) for seed in range(200)]
+    levels = [s.clutter_db for s in drawn if s.clutter_db is not None]
+    assert 70 < len(levels) < 130 and all(-30.0 <= v <= -6.0 for v in levels)
+    assert all(2.0 <= s.clutter_mm <= 8.0 for s in drawn if s.clutter_db is not None)
+    # the knob draws from its own stream: without clutter a seed gives the image and metadata it gave before
+    cfg = PRESETS["default"]
+    for seed in range(6):
+        a = generate_phantom(seed, 160, cfg)
+        b = generate_phantom(seed, 160, cfg.replace(clutter_prob=1.0, clutter_db=-200.0))
+        assert "clutter_db" not in a.meta and b.meta["clutter_db"] == -200.0
+        assert {k: v for k, v in b.meta.items() if not k.startswith("clutter")} == a.meta
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1  # -200 dB: nothing visible added
+
+
 def test_empty_lesion_masks_occur_and_at_most_two_lesions():
     counts = [generate_phantom(s, (96, 96)).n_lesions for s in range(40)]
     assert 0 in counts and max(counts) == 2 and counts.count(0) >= 5

@@ -28,6 +28,9 @@ tgc_compensation          0.7 - 0.9         share of the nominal attenuation the
 tgc_ripple_db             0 - 3             random TGC slider positions
 gain_db                   -6 - 6            overall gain
 scatterers_per_cell       4 - 40            below ~10 the speckle is partially developed (darker, spikier)
+clutter_prob              0                 acoustic clutter (side lobes, reverberation) filling dark regions
+clutter_db                -30 - -6          its level against the local echo (where drawn)
+clutter_mm                2 - 8             how far it spreads (Gaussian sigma, mm)
 scan_lines                48 - 480          acquired lines over the sector (log-uniform), interpolated on display
 line_samples              128 - 900         stored samples along each line (log-uniform), interpolated on display
 smoothing_prob            0.5               the scanner's speckle reduction (an anisotropic blur of the display)
@@ -81,6 +84,9 @@ class PhantomConfig:
     gain_db: Range = (-6.0, 6.0)
     scatterers_per_cell: Range = (4.0, 40.0)
     noise_db: Range = (-75.0, -55.0)
+    clutter_prob: float = 0.0
+    clutter_db: Range = (-30.0, -6.0)
+    clutter_mm: Range = (2.0, 8.0)
     scan_lines: Range = (48.0, 480.0)
     line_samples: Range = (128.0, 900.0)
     linear_probe_prob: float = 0.05
@@ -135,6 +141,7 @@ class PhantomConfig:
             "aperture_mm",
             "dynamic_range_db",
             "scatterers_per_cell",
+            "clutter_mm",
             "scan_lines",
             "line_samples",
             "gland_width_mm",
@@ -303,6 +310,8 @@ class FrameSettings:
     letterbox: bool
     smoothing: bool
     jpeg_quality: int | None
+    clutter_db: float | None = None
+    clutter_mm: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -335,6 +344,8 @@ class FrameSettings:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.update(d.pop("extra"))
+        if self.clutter_db is None:  # frames without clutter keep the metadata they had before the knob existed
+            del d["clutter_db"], d["clutter_mm"]
         return d
 
 
@@ -378,4 +389,10 @@ def draw_settings(rng: np.random.Generator, cfg: PhantomConfig) -> FrameSettings
     )
     if rng.random() < cfg.jpeg_prob:
         s.jpeg_quality = int(round(_draw(rng, cfg.jpeg_quality)))
+    # Knobs added after the first release draw from a child stream (spawning does not advance ``rng``): every earlier
+    # knob, the anatomy and the speckle of a seed stay what they were.
+    late = rng.spawn(1)[0]
+    if late.random() < cfg.clutter_prob:
+        s.clutter_db = _draw(late, cfg.clutter_db)
+        s.clutter_mm = _draw(late, cfg.clutter_mm)
     return s

@@ -4,7 +4,9 @@
    samples in each direction (never finer than half an output pixel).
 2. Tissue maps (amplitude, attenuation, transmission loss) sampled on a coarser grid and interpolated.
 3. Scatterers: complex Gaussian I/Q samples times the amplitude (fully developed, Rayleigh speckle), times a Gamma
-   texture when there are few scatterers per resolution cell (partially developed speckle).
+   texture when there are few scatterers per resolution cell (partially developed speckle). Optionally acoustic
+   clutter (``clutter_prob``): more scatterers carrying the echo of the tissue around each point, spread and some dB
+   down, which fills lesions, cysts and shadows in as side lobes and reverberation do.
 4. Point-spread function: separable Gaussian, axial sigma from the centre frequency and bandwidth, lateral sigma
    from wavelength x F-number at the focus and widening away from it, in depth bands blended linearly (a blend of
    two convolutions of the same scatterers is a convolution with the blended kernel).
@@ -233,6 +235,19 @@ def envelope(
         z = np.roll(raw[..., 0], nr // 3, axis=0)  # other samples than the scatterers': independent
         texture = amp * cv2.exp(z * (sd / 2) - sd * sd / 4)
     field = raw * texture[..., None]
+    if s.clutter_db is not None:
+        # 3b. acoustic clutter (side lobes, reverberation between the probe and the rectal wall, off-axis echoes):
+        # the echoes of the tissue around each point, spread over ``clutter_mm`` and ``clutter_db`` below it, added
+        # as independent scatterers. It fills dark regions (lesions, cysts, vessels) and lowers their contrast, as in
+        # vivo and in single-transmit simulations: a lesion of amplitude ratio c shows sqrt((c^2 + k) / (1 + k)),
+        # k = 10^(clutter_db / 10). In homogeneous tissue it is one more speckle of the same grain (still Rayleigh).
+        power = np.ones((nrc, ntc), np.float32) if anatomy is None else amp_c * amp_c
+        sigma_r = s.clutter_mm / (grid.dr * nr / nrc)
+        sigma_t = s.clutter_mm / (float(grid.lateral_spacing_mm(np.float32(nr / 2))) * nt / ntc)
+        spread = cv2.GaussianBlur(power, (0, 0), sigmaX=sigma_t, sigmaY=sigma_r, borderType=cv2.BORDER_REFLECT)
+        level = cv2.resize(cv2.sqrt(spread), (nt, nr), interpolation=cv2.INTER_LINEAR)
+        level *= np.float32(10 ** (s.clutter_db / 20.0))
+        field += np.roll(raw, (2 * nr // 3, nt // 3), axis=(0, 1)) * level[..., None]  # other samples again
     # 4. point-spread function
     field = _psf_filter(field, grid, s)
     # 5. attenuation and transmission loss (two-way), receive noise, TGC
