@@ -239,8 +239,9 @@ def envelope(
         # 3b. acoustic clutter (side lobes, reverberation between the probe and the rectal wall, off-axis echoes):
         # the echoes of the tissue around each point, spread over ``clutter_mm`` and ``clutter_db`` below it, added
         # as independent scatterers. It fills dark regions (lesions, cysts, vessels) and lowers their contrast, as in
-        # vivo and in single-transmit simulations: a lesion of amplitude ratio c shows sqrt((c^2 + k) / (1 + k)),
-        # k = 10^(clutter_db / 10). In homogeneous tissue it is one more speckle of the same grain (still Rayleigh).
+        # vivo and in single-transmit simulations: a lesion of amplitude ratio c, small against the spread, shows
+        # sqrt((c^2 + k) / (1 + k)), k = 10^(clutter_db / 10). In homogeneous tissue it is one more speckle of the
+        # same grain (still Rayleigh).
         power = np.ones((nrc, ntc), np.float32) if anatomy is None else amp_c * amp_c
         sigma_r = s.clutter_mm / (grid.dr * nr / nrc)
         sigma_t = s.clutter_mm / (float(grid.lateral_spacing_mm(np.float32(nr / 2))) * nt / ntc)
